@@ -1,0 +1,19 @@
+//! whirl: Tornado's architecture rebuilt in Rust — one thread, one event loop,
+//! and everything from sockets to web handlers layered on top of it.
+//!
+//! This facade re-exports each layer as a module:
+//!
+//! - [`ioloop`] — the event loop: fd handlers, timers, callbacks, tasks, a
+//!   thread pool, locks and queues (package `whirl-ioloop`).
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use whirl::ioloop::{sleep, IoLoop};
+//!
+//! let io_loop = IoLoop::new();
+//! io_loop.run_sync(sleep(Duration::from_millis(1)));
+//! ```
+
+pub use whirl_ioloop as ioloop;
