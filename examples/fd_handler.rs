@@ -41,29 +41,36 @@ fn main() -> io::Result<()> {
     let args = Args::parse();
     let io_loop = IoLoop::new();
 
-    let listener = Rc::new(RefCell::new(TcpListener::bind(SocketAddr::new(args.address, args.port))?));
+    let listener = Rc::new(RefCell::new(TcpListener::bind(SocketAddr::new(
+        args.address,
+        args.port,
+    ))?));
     let addr = listener.borrow().local_addr()?;
     // The handler shares the listener; the loop itself only holds the handler.
     let (lp, accept_from) = (io_loop.clone(), listener.clone());
-    io_loop.add_handler(&mut *listener.borrow_mut(), Interest::READABLE, move |_ready| {
-        // Edge-triggered: accept until WouldBlock.
-        loop {
-            let accepted = accept_from.borrow().accept();
-            match accepted {
-                Ok((stream, peer)) => {
-                    log::info!("connection from {peer}");
-                    if let Err(e) = serve(&lp, stream) {
-                        log::warn!("cannot serve {peer}: {e}");
+    io_loop.add_handler(
+        &mut *listener.borrow_mut(),
+        Interest::READABLE,
+        move |_ready| {
+            // Edge-triggered: accept until WouldBlock.
+            loop {
+                let accepted = accept_from.borrow().accept();
+                match accepted {
+                    Ok((stream, peer)) => {
+                        log::info!("connection from {peer}");
+                        if let Err(e) = serve(&lp, stream) {
+                            log::warn!("cannot serve {peer}: {e}");
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        log::warn!("accept failed: {e}");
+                        break;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    log::warn!("accept failed: {e}");
-                    break;
-                }
             }
-        }
-    })?;
+        },
+    )?;
     log::info!("listening on tcp://{addr}");
     io_loop.start();
     Ok(())

@@ -22,22 +22,25 @@ fn main() {
     let at = move || format!("{:>5} ms", started.elapsed().as_millis());
 
     // One-shot timers fire in deadline order, whatever order they were added in.
-    let t = at.clone();
-    io_loop.call_later(Duration::from_millis(600), move || println!("{}  call_later(600 ms) fired", t()));
-    let t = at.clone();
-    io_loop.call_later(Duration::from_millis(300), move || println!("{}  call_later(300 ms) fired", t()));
+    io_loop.call_later(Duration::from_millis(600), move || {
+        println!("{}  call_later(600 ms) fired", t())
+    });
+    io_loop.call_later(Duration::from_millis(300), move || {
+        println!("{}  call_later(300 ms) fired", t())
+    });
 
     // A removed timer never fires.
-    let cancelled = io_loop.call_later(Duration::from_millis(400), || unreachable!("removed timers never fire"));
+    let cancelled = io_loop.call_later(Duration::from_millis(400), || {
+        unreachable!("removed timers never fire")
+    });
     io_loop.remove_timeout(cancelled);
 
     // A heartbeat; missed beats are skipped, not burst, if the loop falls behind.
-    let t = at.clone();
     let mut beats = 0;
     let heartbeat = PeriodicCallback::new(
         move || {
             beats += 1;
-            println!("{}  heartbeat #{beats}", t());
+            println!("{}  heartbeat #{beats}", at());
         },
         Duration::from_millis(250),
     );
@@ -46,7 +49,11 @@ fn main() {
     // Meanwhile a task races two operations against a deadline.
     io_loop.run_sync(async {
         let slow = with_timeout(Duration::from_millis(800), sleep(Duration::from_secs(10))).await;
-        println!("{}  slow operation: {:?}", at(), slow.map_err(|e| e.to_string()));
+        println!(
+            "{}  slow operation: {:?}",
+            at(),
+            slow.map_err(|e| e.to_string())
+        );
 
         let fast = with_timeout(Duration::from_millis(800), async {
             sleep(Duration::from_millis(100)).await;
