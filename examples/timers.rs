@@ -23,10 +23,10 @@ fn main() {
 
     // One-shot timers fire in deadline order, whatever order they were added in.
     io_loop.call_later(Duration::from_millis(600), move || {
-        println!("{}  call_later(600 ms) fired", t())
+        println!("{}  call_later(600 ms) fired", at())
     });
     io_loop.call_later(Duration::from_millis(300), move || {
-        println!("{}  call_later(300 ms) fired", t())
+        println!("{}  call_later(300 ms) fired", at())
     });
 
     // A removed timer never fires.
