@@ -580,6 +580,12 @@ impl IoLoop {
         assert!(!self.inner.running.get(), "the event loop is already running");
         let previous = CURRENT.with(|current| current.replace(Some(self.clone())));
         self.inner.running.set(true);
+        // Restores the loop's state however `run` ends, including by a panic of
+        // the run_sync future propagating out of it.
+        let _guard = RunGuard {
+            io_loop: self,
+            previous,
+        };
         let main_waker = Arc::new(MainWaker {
             woken: AtomicBool::new(true),
             shared: self.inner.shared.clone(),
@@ -591,9 +597,6 @@ impl IoLoop {
                 break;
             }
         }
-        self.inner.running.set(false);
-        self.inner.stopping.set(false);
-        CURRENT.with(|current| *current.borrow_mut() = previous);
     }
 
     /// One iteration, as documented on [`start`](IoLoop::start). Returns true
@@ -788,6 +791,24 @@ fn report_blocking(threshold: Duration, started: Instant, what: &str, site: &'st
             "blocked the event loop for {:.3}s: {what} registered at {site}",
             took.as_secs_f64()
         );
+    }
+}
+
+/// Ends a run of the loop: clears `running` and `stopping` and restores the
+/// thread's previous current loop.
+struct RunGuard<'a> {
+    /// The loop that was running.
+    io_loop: &'a IoLoop,
+    /// The current loop before the run.
+    previous: Option<IoLoop>,
+}
+
+impl Drop for RunGuard<'_> {
+    fn drop(&mut self) {
+        self.io_loop.inner.running.set(false);
+        self.io_loop.inner.stopping.set(false);
+        let previous = self.previous.take();
+        CURRENT.with(|current| *current.borrow_mut() = previous);
     }
 }
 
