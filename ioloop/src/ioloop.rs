@@ -165,7 +165,8 @@ impl IoLoop {
             blocking_threshold: Cell::new(None),
         });
         let io_loop = IoLoop::from_inner(inner);
-        CURRENT.with(|current| {
+        // `try_with`: during thread teardown there is no current loop to set.
+        let _ = CURRENT.try_with(|current| {
             let mut current = current.borrow_mut();
             if current.is_none() {
                 *current = Some(io_loop.clone());
@@ -194,7 +195,7 @@ impl IoLoop {
 
     /// The current loop, without creating one.
     pub fn try_current() -> Option<IoLoop> {
-        CURRENT.with(|current| current.borrow().clone())
+        CURRENT.try_with(|current| current.borrow().clone()).ok().flatten()
     }
 
     /// Makes this loop the thread's current one. [`start`](IoLoop::start) and
@@ -202,7 +203,10 @@ impl IoLoop {
     ///
     /// Tornado: `IOLoop.make_current()`.
     pub fn make_current(&self) {
-        CURRENT.with(|current| *current.borrow_mut() = Some(self.clone()));
+        // The replaced loop is dropped after the borrow ends (its drop may run
+        // destructors that look up the current loop).
+        let replaced = CURRENT.with(|current| current.replace(Some(self.clone())));
+        drop(replaced);
     }
 
     /// Clears the thread's current loop (Tornado: `IOLoop.clear_current()`).
@@ -774,10 +778,12 @@ impl IoLoop {
 impl IoLoop {
     /// Clears the current loop if it is `io_loop`.
     fn clear_current_if(io_loop: &IoLoop) {
-        CURRENT.with(|current| {
+        let _ = CURRENT.try_with(|current| {
             let mut current = current.borrow_mut();
             if current.as_ref().is_some_and(|c| Rc::ptr_eq(&c.inner, &io_loop.inner)) {
-                *current = None;
+                current.take()
+            } else {
+                None
             }
         });
     }
@@ -808,7 +814,8 @@ impl Drop for RunGuard<'_> {
         self.io_loop.inner.running.set(false);
         self.io_loop.inner.stopping.set(false);
         let previous = self.previous.take();
-        CURRENT.with(|current| *current.borrow_mut() = previous);
+        let replaced = CURRENT.try_with(|current| current.replace(previous));
+        drop(replaced);
     }
 }
 
