@@ -1,0 +1,30 @@
+//! whirl's stream layer: [`IoStream`], an async buffered stream over a socket or
+//! pipe (Tornado's `iostream`).
+//!
+//! An `IoStream` registers its transport with the current
+//! [`IoLoop`](whirl_ioloop::IoLoop) and turns readiness into futures: reads
+//! served from a buffer (`read_until`, `read_bytes`, …) and writes that resolve
+//! when their bytes reached the kernel. It knows nothing of HTTP.
+//!
+//! # Examples
+//!
+//! ```
+//! use whirl_ioloop::IoLoop;
+//! use whirl_iostream::IoStream;
+//!
+//! IoLoop::new().run_sync(async {
+//!     let (a, b) = mio::net::UnixStream::pair().unwrap();
+//!     let (a, b) = (IoStream::new(a).unwrap(), IoStream::new(b).unwrap());
+//!     a.write("hello\n").await.unwrap();
+//!     assert_eq!(b.read_until(b"\n", 1024).await.unwrap(), b"hello\n");
+//! });
+//! ```
+
+mod error;
+mod read_buffer;
+mod stream;
+mod transport;
+
+pub use error::{CloseReason, StreamClosed, StreamError};
+pub use stream::{IoStream, StreamOptions, WriteBuf, WriteFuture, DEFAULT_MAX_BUFFER_SIZE, DEFAULT_READ_CHUNK_SIZE};
+pub use transport::Transport;

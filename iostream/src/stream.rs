@@ -1,0 +1,839 @@
+//! [`IoStream`]: an async buffered stream over a [`Transport`] (Tornado's
+//! `IOStream`).
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll, Waker};
+
+use memchr::memmem;
+use whirl_ioloop::{HandlerId, Interest, IoLoop, Ready};
+
+use crate::error::{CloseReason, StreamClosed, StreamError};
+use crate::read_buffer::ReadBuffer;
+use crate::transport::Transport;
+
+/// Default for [`StreamOptions::max_buffer_size`]: 100 MiB (Tornado's default).
+pub const DEFAULT_MAX_BUFFER_SIZE: usize = 100 * 1024 * 1024;
+/// Default for [`StreamOptions::read_chunk_size`]: 64 KiB (Tornado's default).
+pub const DEFAULT_READ_CHUNK_SIZE: usize = 64 * 1024;
+/// Most buffers handed to one `write_vectored` call (below every OS's `IOV_MAX`).
+const MAX_IOVECS: usize = 64;
+
+/// Limits of an [`IoStream`]; Tornado's `IOStream(max_buffer_size=…,
+/// read_chunk_size=…)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// Most unread bytes the stream holds; a peer that sends more while a read
+    /// waits makes it fail with [`StreamError::BufferFull`].
+    pub max_buffer_size: usize,
+    /// Bytes asked of the OS per `read` call.
+    pub read_chunk_size: usize,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        StreamOptions {
+            max_buffer_size: DEFAULT_MAX_BUFFER_SIZE,
+            read_chunk_size: DEFAULT_READ_CHUNK_SIZE,
+        }
+    }
+}
+
+impl StreamOptions {
+    /// Sets the most unread bytes held. Default is 100 MiB.
+    pub fn max_buffer_size(mut self, bytes: usize) -> Self {
+        self.max_buffer_size = bytes.max(1);
+        self
+    }
+
+    /// Sets the bytes asked of the OS per read. Default is 64 KiB.
+    pub fn read_chunk_size(mut self, bytes: usize) -> Self {
+        self.read_chunk_size = bytes.max(1);
+        self
+    }
+}
+
+/// Bytes queued for writing: owned bytes are moved in, never copied.
+///
+/// Made from `Vec<u8>`, `String`, `Box<[u8]>`, `&'static [u8]` and
+/// `&'static str`; copy a borrowed slice with `.to_vec()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteBuf(Cow<'static, [u8]>);
+
+impl WriteBuf {
+    /// Number of bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<Vec<u8>> for WriteBuf {
+    fn from(v: Vec<u8>) -> Self {
+        WriteBuf(Cow::Owned(v))
+    }
+}
+
+impl From<String> for WriteBuf {
+    fn from(s: String) -> Self {
+        WriteBuf(Cow::Owned(s.into_bytes()))
+    }
+}
+
+impl From<Box<[u8]>> for WriteBuf {
+    fn from(b: Box<[u8]>) -> Self {
+        WriteBuf(Cow::Owned(b.into_vec()))
+    }
+}
+
+impl From<&'static [u8]> for WriteBuf {
+    fn from(b: &'static [u8]) -> Self {
+        WriteBuf(Cow::Borrowed(b))
+    }
+}
+
+impl<const N: usize> From<&'static [u8; N]> for WriteBuf {
+    fn from(b: &'static [u8; N]) -> Self {
+        WriteBuf(Cow::Borrowed(b))
+    }
+}
+
+impl From<&'static str> for WriteBuf {
+    fn from(s: &'static str) -> Self {
+        WriteBuf(Cow::Borrowed(s.as_bytes()))
+    }
+}
+
+/// An async buffered stream: Tornado's `IOStream`, over any [`Transport`].
+///
+/// Reads (`read_until`, `read_bytes`, …) are futures served from the read
+/// buffer first and from the socket only when the buffer cannot satisfy them;
+/// one read may be pending at a time. Writes queue their bytes at once and
+/// return a future that resolves when *those* bytes reached the kernel;
+/// writes made in one burst go out together in one `write_vectored`.
+///
+/// `IoStream` is a handle: clones share the stream, so one task can read
+/// while another writes. The socket closes when [`close`](IoStream::close) is
+/// called, on EOF or error, or when the last handle is dropped. Like the loop
+/// it runs on, it is `!Send`.
+///
+/// # Examples
+///
+/// ```
+/// use whirl_ioloop::IoLoop;
+/// use whirl_iostream::IoStream;
+///
+/// let io_loop = IoLoop::new();
+/// io_loop.run_sync(async {
+///     let (a, b) = mio::net::UnixStream::pair().unwrap();
+///     let (a, b) = (IoStream::new(a).unwrap(), IoStream::new(b).unwrap());
+///     a.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+///     let head = b.read_until(b"\r\n\r\n", 64 * 1024).await.unwrap();
+///     assert!(head.starts_with(b"GET / "));
+/// });
+/// ```
+#[derive(Clone)]
+pub struct IoStream {
+    /// The stream's state, shared with its fd handler (weakly) and futures.
+    state: Rc<RefCell<State>>,
+}
+
+/// Everything one stream holds.
+struct State {
+    /// The byte pipe; `None` once closed.
+    transport: Option<Box<dyn Transport>>,
+    /// The loop the transport is registered with.
+    io_loop: IoLoop,
+    /// Our fd handler, while registered.
+    handler: Option<HandlerId>,
+    /// Edge-triggered readiness: true until a read returns `WouldBlock`.
+    read_ready: bool,
+    /// Edge-triggered readiness: true until a write returns `WouldBlock`.
+    write_ready: bool,
+    /// Received bytes not yet handed to a reader.
+    read_buf: ReadBuffer,
+    /// Where the next delimiter search starts (bytes before it were searched).
+    scan_from: usize,
+    /// True while a read future is pending.
+    reading: bool,
+    /// The pending read's waker.
+    read_waker: Option<Waker>,
+    /// Bytes waiting to be written, oldest first.
+    write_queue: VecDeque<WriteBuf>,
+    /// Bytes of the front buffer already written.
+    front_written: usize,
+    /// Total bytes ever queued.
+    queued_total: u64,
+    /// Total bytes ever handed to the transport.
+    written_total: u64,
+    /// Wakers of write futures: `(byte count that completes it, waker)`.
+    write_wakers: Vec<(u64, Waker)>,
+    /// True while a flush callback is scheduled on the loop.
+    flush_scheduled: bool,
+    /// Wakers of tasks waiting for the connection to be established.
+    connect_wakers: Vec<Waker>,
+    /// Why the stream closed, once it did.
+    closed: Option<Rc<CloseReason>>,
+    /// Runs (on the loop) once the stream closes.
+    close_callback: Option<Box<dyn FnOnce()>>,
+    /// Limits.
+    options: StreamOptions,
+}
+
+/// Wakers to call once the state is no longer borrowed.
+type Wakeups = Vec<Waker>;
+
+/// What one attempt to read from the transport gave.
+enum Fill {
+    /// Bytes arrived.
+    Data,
+    /// Nothing now; wait for readiness.
+    WouldBlock,
+    /// The stream closed (EOF or error); `closed` is set.
+    Closed,
+}
+
+impl IoStream {
+    /// Wraps a connected, non-blocking transport, registering it with the
+    /// current loop. Tornado: `IOStream(socket)`.
+    ///
+    /// # Errors
+    ///
+    /// The error of registering the transport with the loop.
+    pub fn new(transport: impl Transport + 'static) -> io::Result<IoStream> {
+        IoStream::with_options(transport, StreamOptions::default())
+    }
+
+    /// Like [`IoStream::new`], with limits.
+    ///
+    /// # Errors
+    ///
+    /// The error of registering the transport with the loop.
+    pub fn with_options(transport: impl Transport + 'static, options: StreamOptions) -> io::Result<IoStream> {
+        IoStream::from_boxed(Box::new(transport), options)
+    }
+
+    /// Wraps an already boxed transport.
+    ///
+    /// # Errors
+    ///
+    /// The error of registering the transport with the loop.
+    pub fn from_boxed(mut transport: Box<dyn Transport>, options: StreamOptions) -> io::Result<IoStream> {
+        let io_loop = IoLoop::current();
+        let state = Rc::new(RefCell::new(State {
+            transport: None,
+            io_loop: io_loop.clone(),
+            handler: None,
+            read_ready: false,
+            write_ready: false,
+            read_buf: ReadBuffer::new(),
+            scan_from: 0,
+            reading: false,
+            read_waker: None,
+            write_queue: VecDeque::new(),
+            front_written: 0,
+            queued_total: 0,
+            written_total: 0,
+            write_wakers: Vec::new(),
+            flush_scheduled: false,
+            connect_wakers: Vec::new(),
+            closed: None,
+            close_callback: None,
+            options,
+        }));
+        // Register once for both directions; readiness is tracked in flags, so
+        // the interest never needs to change.
+        let weak = Rc::downgrade(&state);
+        let id = io_loop.add_handler(
+            &mut *transport,
+            Interest::READABLE | Interest::WRITABLE,
+            move |ready| on_ready(&weak, ready),
+        )?;
+        {
+            let mut s = state.borrow_mut();
+            s.transport = Some(transport);
+            s.handler = Some(id);
+        }
+        Ok(IoStream { state })
+    }
+
+    /// Connects to `addr` over TCP without blocking the loop.
+    ///
+    /// # Errors
+    ///
+    /// The connect error (refused, unreachable, …).
+    pub async fn connect(addr: SocketAddr) -> io::Result<IoStream> {
+        let stream = IoStream::new(mio::net::TcpStream::connect(addr)?)?;
+        stream.wait_connected().await?;
+        Ok(stream)
+    }
+
+    /// Waits until a connecting socket is writable, then reports its error.
+    async fn wait_connected(&self) -> io::Result<()> {
+        poll_fn(|cx| {
+            let mut s = self.state.borrow_mut();
+            if let Some(reason) = &s.closed {
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::NotConnected, reason.to_string())));
+            }
+            if s.write_ready {
+                return Poll::Ready(Ok(()));
+            }
+            s.connect_wakers.push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await?;
+        let mut s = self.state.borrow_mut();
+        let Some(transport) = s.transport.as_mut() else {
+            return Err(io::Error::new(io::ErrorKind::NotConnected, "the stream closed while connecting"));
+        };
+        if let Some(e) = transport.take_error()? {
+            let kind = e.kind();
+            let wakeups = s.close_with(CloseReason::Io(e));
+            drop(s);
+            wake_all(wakeups);
+            return Err(io::Error::new(kind, "connect failed"));
+        }
+        Ok(())
+    }
+}
+
+// ----- reads -----------------------------------------------------------------
+
+impl IoStream {
+    /// Reads up to and including `delimiter`. Tornado: `read_until`.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::UnsatisfiableRead`] if `max_bytes` pass without the
+    /// delimiter (the stream is closed); [`StreamError::Closed`] if the stream
+    /// closes first; [`StreamError::BufferFull`]; [`StreamError::AlreadyReading`].
+    pub async fn read_until(&self, delimiter: &[u8], max_bytes: usize) -> Result<Vec<u8>, StreamError> {
+        let finder = memmem::Finder::new(delimiter);
+        self.read_with(|s| s.take_until(&finder, max_bytes)).await
+    }
+
+    /// Reads up to and including the first match of `regex`. Tornado:
+    /// `read_until_regex`.
+    ///
+    /// # Errors
+    ///
+    /// As [`read_until`](IoStream::read_until).
+    pub async fn read_until_regex(
+        &self,
+        regex: &regex::bytes::Regex,
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, StreamError> {
+        self.read_with(|s| {
+            match regex.find(s.read_buf.data()) {
+                Some(m) if m.end() <= max_bytes => Some(Ok(s.read_buf.consume(m.end()))),
+                Some(_) => Some(Err(s.unsatisfiable(max_bytes))),
+                None if s.read_buf.len() > max_bytes => Some(Err(s.unsatisfiable(max_bytes))),
+                None => None,
+            }
+        })
+        .await
+    }
+
+    /// Reads `n` bytes; with `partial`, returns as soon as any bytes (at most
+    /// `n`) are available. Tornado: `read_bytes(num_bytes, partial)`.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::Closed`] if the stream closes before enough bytes came;
+    /// [`StreamError::BufferFull`] if `n` exceeds `max_buffer_size`;
+    /// [`StreamError::AlreadyReading`].
+    pub async fn read_bytes(&self, n: usize, partial: bool) -> Result<Vec<u8>, StreamError> {
+        self.read_with(|s| {
+            let available = s.read_buf.len();
+            if available >= n || (partial && available > 0) {
+                Some(Ok(s.read_buf.consume(n)))
+            } else {
+                None
+            }
+        })
+        .await
+    }
+
+    /// Reads into `buf` until it is full (or, with `partial`, until at least one
+    /// byte came) and returns how many bytes were read. Tornado: `read_into`.
+    ///
+    /// # Errors
+    ///
+    /// As [`read_bytes`](IoStream::read_bytes).
+    pub async fn read_into(&self, buf: &mut [u8], partial: bool) -> Result<usize, StreamError> {
+        let mut filled = 0;
+        self.read_with(|s| {
+            filled += s.read_buf.consume_into(&mut buf[filled..]);
+            if filled == buf.len() || (partial && filled > 0) {
+                Some(Ok(filled))
+            } else {
+                None
+            }
+        })
+        .await
+    }
+
+    /// Reads everything until the peer closes the connection. Tornado:
+    /// `read_until_close`.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::Closed`] if the stream closes for any reason but EOF or
+    /// a local close (e.g. a reset: the data may be incomplete);
+    /// [`StreamError::BufferFull`] past `max_buffer_size`.
+    pub async fn read_until_close(&self) -> Result<Vec<u8>, StreamError> {
+        self.read_with(|s| match s.closed.as_deref() {
+            Some(CloseReason::Eof | CloseReason::Local) => {
+                let len = s.read_buf.len();
+                Some(Ok(s.read_buf.consume(len)))
+            }
+            _ => None,
+        })
+        .await
+    }
+
+    /// Whether a read is pending. Tornado: `reading()`.
+    pub fn reading(&self) -> bool {
+        self.state.borrow().reading
+    }
+
+    /// Runs one read: `check` takes what it needs from the buffer (or fails);
+    /// until it does, the transport is read as readiness allows.
+    async fn read_with<T>(
+        &self,
+        mut check: impl FnMut(&mut State) -> Option<Result<T, StreamError>>,
+    ) -> Result<T, StreamError> {
+        {
+            let mut s = self.state.borrow_mut();
+            if s.reading {
+                return Err(StreamError::AlreadyReading);
+            }
+            s.reading = true;
+        }
+        let _guard = ReadGuard { state: &self.state };
+        poll_fn(|cx| {
+            let mut s = self.state.borrow_mut();
+            let (poll, wakeups) = s.poll_read(cx, &mut check);
+            drop(s);
+            wake_all(wakeups);
+            poll
+        })
+        .await
+    }
+}
+
+/// Ends a read however its future ends (completed or dropped).
+struct ReadGuard<'a> {
+    /// The stream's state.
+    state: &'a Rc<RefCell<State>>,
+}
+
+impl Drop for ReadGuard<'_> {
+    fn drop(&mut self) {
+        let mut s = self.state.borrow_mut();
+        s.reading = false;
+        s.read_waker = None;
+    }
+}
+
+impl State {
+    /// One poll of a read (see `read_with`).
+    fn poll_read<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        check: &mut impl FnMut(&mut State) -> Option<Result<T, StreamError>>,
+    ) -> (Poll<Result<T, StreamError>>, Wakeups) {
+        loop {
+            // Step 1. Serve from the buffer (also after a close: buffered
+            // bytes stay readable).
+            if let Some(result) = check(self) {
+                let wakeups = match &result {
+                    Err(StreamError::UnsatisfiableRead { max_bytes }) => {
+                        self.close_with(CloseReason::UnsatisfiableRead { max_bytes: *max_bytes })
+                    }
+                    _ => Vec::new(),
+                };
+                self.read_buf.shrink(self.options.read_chunk_size);
+                return (Poll::Ready(result), wakeups);
+            }
+            // Step 2. A closed stream cannot satisfy the read.
+            if let Some(reason) = &self.closed {
+                return (Poll::Ready(Err(StreamClosed::new(reason.clone()).into())), Vec::new());
+            }
+            // Step 3. The buffer is full and still not enough: give up.
+            let max = self.options.max_buffer_size;
+            if self.read_buf.len() >= max {
+                let wakeups = self.close_with(CloseReason::BufferFull { max_buffer_size: max });
+                return (Poll::Ready(Err(StreamError::BufferFull { max_buffer_size: max })), wakeups);
+            }
+            // Step 4. Read more if the transport is ready.
+            let ready = self.read_ready || self.transport.as_ref().is_some_and(|t| t.has_buffered_read());
+            if ready {
+                match self.fill() {
+                    (Fill::Data, _) => continue,
+                    (Fill::Closed, wakeups) => {
+                        // Loop once more: check may accept a closed stream
+                        // (read_until_close), else step 2 fails the read.
+                        wake_all(wakeups);
+                        continue;
+                    }
+                    (Fill::WouldBlock, _) => self.read_ready = false,
+                }
+            }
+            // Step 5. Wait for readiness.
+            match &self.read_waker {
+                Some(w) if w.will_wake(cx.waker()) => {}
+                _ => self.read_waker = Some(cx.waker().clone()),
+            }
+            return (Poll::Pending, Vec::new());
+        }
+    }
+
+    /// Reads one chunk from the transport into the buffer.
+    fn fill(&mut self) -> (Fill, Wakeups) {
+        let room = self.options.max_buffer_size - self.read_buf.len();
+        let chunk = self.options.read_chunk_size.min(room);
+        let Some(transport) = self.transport.as_mut() else {
+            return (Fill::Closed, Vec::new());
+        };
+        let spare = self.read_buf.spare(chunk);
+        let limit = spare.len().min(chunk);
+        loop {
+            match transport.read(&mut spare[..limit]) {
+                Ok(0) => return (Fill::Closed, self.close_with(CloseReason::Eof)),
+                Ok(n) => {
+                    self.read_buf.commit(n);
+                    return (Fill::Data, Vec::new());
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (Fill::WouldBlock, Vec::new()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return (Fill::Closed, self.close_with(CloseReason::Io(e))),
+            }
+        }
+    }
+
+    /// The `read_until` check: finds the delimiter, resuming where the last
+    /// search stopped (so a slow trickle is searched once, not quadratically).
+    fn take_until(&mut self, finder: &memmem::Finder<'_>, max_bytes: usize) -> Option<Result<Vec<u8>, StreamError>> {
+        let data = self.read_buf.data();
+        let delimiter_len = finder.needle().len();
+        let from = self.scan_from.min(data.len());
+        match finder.find(&data[from..]) {
+            Some(at) => {
+                let end = from + at + delimiter_len;
+                self.scan_from = 0;
+                if end > max_bytes {
+                    return Some(Err(self.unsatisfiable(max_bytes)));
+                }
+                Some(Ok(self.read_buf.consume(end)))
+            }
+            None if data.len() > max_bytes => Some(Err(self.unsatisfiable(max_bytes))),
+            None => {
+                self.scan_from = data.len().saturating_sub(delimiter_len.saturating_sub(1));
+                None
+            }
+        }
+    }
+
+    /// The error for a read whose limit passed.
+    fn unsatisfiable(&mut self, max_bytes: usize) -> StreamError {
+        self.scan_from = 0;
+        StreamError::UnsatisfiableRead { max_bytes }
+    }
+}
+
+// ----- writes ----------------------------------------------------------------
+
+impl IoStream {
+    /// Queues `data` for writing and returns a future that resolves once these
+    /// bytes (and all written before them) reached the kernel. Tornado:
+    /// `write(data)`.
+    ///
+    /// The bytes go out whether or not the future is awaited. Writes made
+    /// together (before the loop's next iteration) leave in one
+    /// `write_vectored` call.
+    pub fn write(&self, data: impl Into<WriteBuf>) -> WriteFuture {
+        let data = data.into();
+        let mut s = self.state.borrow_mut();
+        if s.closed.is_none() && !data.is_empty() {
+            s.queued_total += data.len() as u64;
+            s.write_queue.push_back(data);
+            if s.write_ready && !s.flush_scheduled {
+                s.flush_scheduled = true;
+                let weak = Rc::downgrade(&self.state);
+                s.io_loop.add_callback(move || {
+                    if let Some(state) = weak.upgrade() {
+                        let mut s = state.borrow_mut();
+                        s.flush_scheduled = false;
+                        let wakeups = s.flush();
+                        drop(s);
+                        wake_all(wakeups);
+                    }
+                });
+            }
+        }
+        WriteFuture {
+            state: self.state.clone(),
+            target: s.queued_total,
+        }
+    }
+
+    /// Whether bytes are waiting to be written. Tornado: `writing()`.
+    pub fn writing(&self) -> bool {
+        !self.state.borrow().write_queue.is_empty()
+    }
+}
+
+impl State {
+    /// Writes queued bytes until the queue is empty or the transport would
+    /// block; returns the wakers of the writes that completed.
+    fn flush(&mut self) -> Wakeups {
+        let mut wakeups = Vec::new();
+        while self.write_ready && !self.write_queue.is_empty() {
+            let Some(transport) = self.transport.as_mut() else {
+                break;
+            };
+            // Step 1. Gather up to MAX_IOVECS queued buffers.
+            let mut slices = Vec::with_capacity(self.write_queue.len().min(MAX_IOVECS));
+            for (i, buf) in self.write_queue.iter().take(MAX_IOVECS).enumerate() {
+                let skip = if i == 0 { self.front_written } else { 0 };
+                slices.push(IoSlice::new(&buf.0[skip..]));
+            }
+            // Step 2. One syscall for all of them.
+            match transport.write_vectored(&slices) {
+                Ok(0) => {
+                    let e = io::Error::new(io::ErrorKind::WriteZero, "the transport accepted no bytes");
+                    wakeups.extend(self.close_with(CloseReason::Io(e)));
+                }
+                Ok(n) => self.advance_written(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.write_ready = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => wakeups.extend(self.close_with(CloseReason::Io(e))),
+            }
+        }
+        // Step 3. Let a TLS transport move its records out too.
+        if let Some(transport) = self.transport.as_mut() {
+            match transport.flush_transport() {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.write_ready = false,
+                Err(e) => wakeups.extend(self.close_with(CloseReason::Io(e))),
+            }
+        }
+        // Step 4. Wake the writes whose bytes are all out.
+        let written = self.written_total;
+        self.write_wakers.retain(|(target, waker)| {
+            if *target <= written {
+                wakeups.push(waker.clone());
+                false
+            } else {
+                true
+            }
+        });
+        wakeups
+    }
+
+    /// Drops `n` written bytes from the front of the queue.
+    fn advance_written(&mut self, mut n: usize) {
+        self.written_total += n as u64;
+        while n > 0 {
+            let Some(front) = self.write_queue.front() else {
+                break;
+            };
+            let left = front.len() - self.front_written;
+            if n >= left {
+                n -= left;
+                self.front_written = 0;
+                self.write_queue.pop_front();
+            } else {
+                self.front_written += n;
+                n = 0;
+            }
+        }
+    }
+}
+
+/// The future of one [`IoStream::write`]: resolves once its bytes reached the
+/// kernel, or fails with [`StreamError::Closed`] if the stream closed first.
+#[must_use = "the write happens anyway; await this to know when it reached the kernel"]
+pub struct WriteFuture {
+    /// The stream's state.
+    state: Rc<RefCell<State>>,
+    /// `written_total` at which this write is complete.
+    target: u64,
+}
+
+impl Future for WriteFuture {
+    type Output = Result<(), StreamError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut s = self.state.borrow_mut();
+        if s.written_total >= self.target {
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(reason) = &s.closed {
+            return Poll::Ready(Err(StreamClosed::new(reason.clone()).into()));
+        }
+        let target = self.target;
+        if !s.write_wakers.iter().any(|(t, w)| *t == target && w.will_wake(cx.waker())) {
+            s.write_wakers.push((target, cx.waker().clone()));
+        }
+        Poll::Pending
+    }
+}
+
+impl fmt::Debug for WriteFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteFuture").field("target", &self.target).finish()
+    }
+}
+
+// ----- closing and the rest ----------------------------------------------------
+
+impl IoStream {
+    /// Closes the stream now: queued writes are dropped, pending operations
+    /// fail with [`StreamError::Closed`] (reason [`CloseReason::Local`]), and the
+    /// close callback runs. Tornado: `close()`.
+    pub fn close(&self) {
+        let wakeups = self.state.borrow_mut().close_with(CloseReason::Local);
+        wake_all(wakeups);
+    }
+
+    /// Closes the stream with a given reason (e.g. [`CloseReason::Timeout`] from
+    /// a layer above that enforces deadlines).
+    pub fn close_with_reason(&self, reason: CloseReason) {
+        let wakeups = self.state.borrow_mut().close_with(reason);
+        wake_all(wakeups);
+    }
+
+    /// Whether the stream is closed. Tornado: `closed()`.
+    pub fn closed(&self) -> bool {
+        self.state.borrow().closed.is_some()
+    }
+
+    /// Why the stream closed, if it did. Tornado: `stream.error`.
+    pub fn error(&self) -> Option<StreamClosed> {
+        self.state.borrow().closed.clone().map(StreamClosed::new)
+    }
+
+    /// Runs `f` on the loop once the stream closes (at once, on the next
+    /// iteration, if it already has). Replaces an earlier callback. Tornado:
+    /// `set_close_callback`.
+    pub fn set_close_callback<F: FnOnce() + 'static>(&self, f: F) {
+        let mut s = self.state.borrow_mut();
+        if s.closed.is_some() {
+            s.io_loop.add_callback(f);
+        } else {
+            s.close_callback = Some(Box::new(f));
+        }
+    }
+
+    /// Sets `TCP_NODELAY` (no-op on transports without it). Tornado:
+    /// `set_nodelay`.
+    ///
+    /// # Errors
+    ///
+    /// The `setsockopt` error; closed streams ignore the call.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        match self.state.borrow_mut().transport.as_mut() {
+            Some(t) => t.set_nodelay(nodelay),
+            None => Ok(()),
+        }
+    }
+
+    /// The limits this stream was made with.
+    pub fn options(&self) -> StreamOptions {
+        self.state.borrow().options
+    }
+
+    /// Bytes received and not yet read.
+    pub fn buffered(&self) -> usize {
+        self.state.borrow().read_buf.len()
+    }
+}
+
+impl State {
+    /// Closes the stream (once): unregisters and drops the transport, records
+    /// the reason, schedules the close callback. Returns the wakers to call.
+    fn close_with(&mut self, reason: CloseReason) -> Wakeups {
+        if self.closed.is_some() {
+            return Vec::new();
+        }
+        self.closed = Some(Rc::new(reason));
+        self.unregister();
+        self.transport = None; // closes the socket
+        self.write_queue.clear();
+        self.front_written = 0;
+        if let Some(callback) = self.close_callback.take() {
+            self.io_loop.add_callback(callback);
+        }
+        let mut wakeups: Wakeups = self.write_wakers.drain(..).map(|(_, w)| w).collect();
+        wakeups.extend(self.read_waker.take());
+        wakeups.append(&mut self.connect_wakers);
+        wakeups
+    }
+
+    /// Removes our fd handler, if registered.
+    fn unregister(&mut self) {
+        if let (Some(id), Some(transport)) = (self.handler.take(), self.transport.as_mut()) {
+            let _ = self.io_loop.remove_handler(id, &mut **transport);
+        }
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        // The last handle is gone: free the handler slot with the socket.
+        self.unregister();
+    }
+}
+
+/// The stream's fd handler: records readiness, writes what is queued, and
+/// wakes whoever waits.
+fn on_ready(weak: &Weak<RefCell<State>>, ready: Ready) {
+    let Some(state) = weak.upgrade() else {
+        return;
+    };
+    let mut s = state.borrow_mut();
+    let mut wakeups = Vec::new();
+    if ready.is_readable() || ready.is_read_closed() || ready.is_error() {
+        s.read_ready = true;
+        wakeups.extend(s.read_waker.take());
+    }
+    if ready.is_writable() || ready.is_write_closed() || ready.is_error() {
+        s.write_ready = true;
+        wakeups.append(&mut s.connect_wakers);
+        wakeups.extend(s.flush());
+    }
+    drop(s);
+    wake_all(wakeups);
+}
+
+/// Calls every waker.
+fn wake_all(wakeups: Wakeups) {
+    for waker in wakeups {
+        waker.wake();
+    }
+}
+
+impl fmt::Debug for IoStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.state.borrow();
+        f.debug_struct("IoStream")
+            .field("closed", &s.closed)
+            .field("buffered", &s.read_buf.len())
+            .field("queued", &(s.queued_total - s.written_total))
+            .field("reading", &s.reading)
+            .finish()
+    }
+}

@@ -1,0 +1,119 @@
+//! [`Transport`]: the byte pipe under an [`IoStream`](crate::IoStream).
+//!
+//! One seam for everything the buffering logic may sit on: TCP and Unix
+//! sockets, pipes, and (in the TLS module) an encrypted socket. The stream
+//! registers the transport with the loop once, for both directions, and keeps
+//! its own readiness flags (mio readiness is edge-triggered).
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::Shutdown;
+
+use mio::event::Source;
+
+/// A non-blocking byte stream an [`IoStream`](crate::IoStream) can buffer.
+///
+/// Implemented for `mio`'s TCP and Unix streams and pipe ends; implement it to
+/// put an `IoStream` over anything else `mio` can poll.
+pub trait Transport: Source {
+    /// Reads into `buf`; `Ok(0)` means end of file; `WouldBlock` means wait.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
+
+    /// Writes from `bufs` (gathered: one syscall for many buffers).
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+
+    /// Moves bytes the transport itself buffers (e.g. TLS records) to the OS.
+    /// Returns `Ok(true)` when nothing is left; `WouldBlock` means wait.
+    fn flush_transport(&mut self) -> io::Result<bool> {
+        Ok(true)
+    }
+
+    /// Closes the writing half (sends FIN on a socket).
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Sets `TCP_NODELAY` where that means something.
+    fn set_nodelay(&mut self, _nodelay: bool) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Takes a pending socket error (`SO_ERROR`), if any.
+    fn take_error(&mut self) -> io::Result<Option<io::Error>> {
+        Ok(None)
+    }
+
+    /// Whether the transport, not the OS, holds readable bytes (TLS plaintext
+    /// already decrypted): the stream then reads without waiting for an event.
+    fn has_buffered_read(&self) -> bool {
+        false
+    }
+}
+
+impl Transport for mio::net::TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        Read::read(self, buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        Write::write_vectored(self, bufs)
+    }
+
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+
+    fn set_nodelay(&mut self, nodelay: bool) -> io::Result<()> {
+        mio::net::TcpStream::set_nodelay(self, nodelay)
+    }
+
+    fn take_error(&mut self) -> io::Result<Option<io::Error>> {
+        mio::net::TcpStream::take_error(self)
+    }
+}
+
+#[cfg(unix)]
+impl Transport for mio::net::UnixStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        Read::read(self, buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        Write::write_vectored(self, bufs)
+    }
+
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+
+    fn take_error(&mut self) -> io::Result<Option<io::Error>> {
+        mio::net::UnixStream::take_error(self)
+    }
+}
+
+/// The error a pipe end gives for the direction it does not have.
+#[cfg(unix)]
+fn wrong_direction(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported, format!("cannot {what} this end of a pipe"))
+}
+
+#[cfg(unix)]
+impl Transport for mio::unix::pipe::Receiver {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        Read::read(self, buf)
+    }
+
+    fn write_vectored(&mut self, _bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        Err(wrong_direction("write to"))
+    }
+}
+
+#[cfg(unix)]
+impl Transport for mio::unix::pipe::Sender {
+    fn read(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+        Err(wrong_direction("read from"))
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        Write::write_vectored(self, bufs)
+    }
+}
