@@ -1,0 +1,224 @@
+//! [`TcpServer`]: accepts connections and hands each to your code as an
+//! [`IoStream`] (Tornado's `TCPServer`).
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use whirl_ioloop::{HandlerId, Interest, IoLoop};
+
+use crate::netutil::{bind_sockets, Family, DEFAULT_BACKLOG};
+use crate::stream::{IoStream, StreamOptions};
+
+/// Connections accepted per readiness event before yielding to the rest of
+/// the loop (Tornado's `_DEFAULT_BACKLOG`-sized batch).
+pub const ACCEPT_BATCH: usize = 128;
+/// How long accepting pauses when the process is out of file descriptors.
+pub const ACCEPT_PAUSE_ON_EMFILE: Duration = Duration::from_millis(500);
+
+/// The per-connection hook: called with each accepted stream and the peer's
+/// address; the future it returns runs as a task.
+type HandleStream = Box<dyn Fn(IoStream, SocketAddr) -> Pin<Box<dyn Future<Output = ()>>>>;
+
+/// A non-blocking TCP server: Tornado's `TCPServer`, with `handle_stream` given
+/// as a closure returning a future.
+///
+/// # Examples
+///
+/// ```
+/// use whirl_ioloop::IoLoop;
+/// use whirl_iostream::{IoStream, TcpServer};
+///
+/// let io_loop = IoLoop::new();
+/// let server = TcpServer::new(|stream: IoStream, _peer| async move {
+///     // An echo of one line.
+///     if let Ok(line) = stream.read_until(b"\n", 1024).await {
+///         let _ = stream.write(line).await;
+///     }
+/// });
+/// let addrs = server.listen(0, Some("127.0.0.1")).unwrap();
+/// let echoed = io_loop.run_sync(async move {
+///     let client = IoStream::connect(addrs[0]).await.unwrap();
+///     client.write("ping\n");
+///     client.read_until(b"\n", 1024).await.unwrap()
+/// });
+/// assert_eq!(echoed, b"ping\n");
+/// server.stop();
+/// ```
+#[derive(Clone)]
+pub struct TcpServer {
+    /// Shared with the accept handlers (weakly).
+    inner: Rc<ServerInner>,
+}
+
+/// A server's state.
+struct ServerInner {
+    /// The loop the listeners are registered with.
+    io_loop: IoLoop,
+    /// The per-connection hook.
+    handle_stream: HandleStream,
+    /// Listening sockets; `None` once stopped. Indices are stable.
+    listeners: RefCell<Vec<Option<Listener>>>,
+    /// Limits for accepted streams.
+    options: Cell<StreamOptions>,
+    /// True while accepting is paused after EMFILE (logged once per pause).
+    paused: Cell<bool>,
+}
+
+/// One listening socket.
+struct Listener {
+    /// The socket.
+    socket: mio::net::TcpListener,
+    /// Its fd handler.
+    id: HandlerId,
+    /// Its bound address.
+    local: SocketAddr,
+}
+
+impl TcpServer {
+    /// A server that calls `handle_stream(stream, peer_addr)` for each
+    /// connection and runs the returned future as a task. Tornado: subclass
+    /// `TCPServer` and override `handle_stream`.
+    pub fn new<F, Fut>(handle_stream: F) -> TcpServer
+    where
+        F: Fn(IoStream, SocketAddr) -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        TcpServer {
+            inner: Rc::new(ServerInner {
+                io_loop: IoLoop::current(),
+                handle_stream: Box::new(move |stream, addr| Box::pin(handle_stream(stream, addr))),
+                listeners: RefCell::new(Vec::new()),
+                options: Cell::new(StreamOptions::default()),
+                paused: Cell::new(false),
+            }),
+        }
+    }
+
+    /// Sets the limits of accepted streams. Default is
+    /// [`StreamOptions::default`]. Tornado: `max_buffer_size`,
+    /// `read_chunk_size`.
+    pub fn with_stream_options(self, options: StreamOptions) -> TcpServer {
+        self.inner.options.set(options);
+        self
+    }
+
+    /// Binds `port` on `address` (`None`: every interface) and starts
+    /// accepting; returns the bound addresses (port 0 picks a free port).
+    /// Tornado: `listen(port, address)`.
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`bind_sockets`] and of registering with the loop.
+    pub fn listen(&self, port: u16, address: Option<&str>) -> io::Result<Vec<SocketAddr>> {
+        let sockets = bind_sockets(port, address, Family::Any, DEFAULT_BACKLOG, false)?;
+        self.add_sockets(sockets)
+    }
+
+    /// Starts accepting on already bound, listening sockets (e.g. from
+    /// [`bind_sockets`] with `reuse_port`). Tornado: `add_sockets`.
+    ///
+    /// # Errors
+    ///
+    /// The error of making a socket non-blocking or registering it.
+    pub fn add_sockets(&self, sockets: Vec<std::net::TcpListener>) -> io::Result<Vec<SocketAddr>> {
+        let mut addrs = Vec::new();
+        for socket in sockets {
+            socket.set_nonblocking(true)?;
+            let local = socket.local_addr()?;
+            let mut socket = mio::net::TcpListener::from_std(socket);
+            let index = self.inner.listeners.borrow().len();
+            let weak = Rc::downgrade(&self.inner);
+            let id = self
+                .inner
+                .io_loop
+                .add_handler(&mut socket, Interest::READABLE, move |_| accept_batch(&weak, index))?;
+            self.inner.listeners.borrow_mut().push(Some(Listener { socket, id, local }));
+            addrs.push(local);
+        }
+        Ok(addrs)
+    }
+
+    /// The addresses being listened on.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.inner.listeners.borrow().iter().flatten().map(|l| l.local).collect()
+    }
+
+    /// Stops listening: the sockets are closed; connections already accepted
+    /// go on. Tornado: `stop()`.
+    pub fn stop(&self) {
+        let listeners: Vec<Listener> = self.inner.listeners.borrow_mut().iter_mut().filter_map(Option::take).collect();
+        for mut listener in listeners {
+            let _ = self.inner.io_loop.remove_handler(listener.id, &mut listener.socket);
+        }
+    }
+}
+
+/// Accepts up to [`ACCEPT_BATCH`] connections from listener `index`, then
+/// schedules itself again if more may be waiting (readiness is edge-triggered,
+/// so stopping early must not lose the rest).
+fn accept_batch(weak: &Weak<ServerInner>, index: usize) {
+    let Some(server) = weak.upgrade() else {
+        return;
+    };
+    if server.paused.get() {
+        return;
+    }
+    for _ in 0..ACCEPT_BATCH {
+        let accepted = match server.listeners.borrow().get(index) {
+            Some(Some(listener)) => listener.socket.accept(),
+            _ => return, // stopped
+        };
+        match accepted {
+            Ok((socket, peer)) => {
+                match IoStream::with_options(socket, server.options.get()) {
+                    Ok(stream) => {
+                        let task = (server.handle_stream)(stream, peer);
+                        drop(server.io_loop.spawn(task));
+                    }
+                    Err(e) => log::warn!("cannot register connection from {peer}: {e}"),
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if is_out_of_fds(&e) => {
+                // Spinning on EMFILE would burn a core: pause, log once, retry.
+                log::error!(
+                    "accept failed: {e}; pausing accepts for {:?}",
+                    ACCEPT_PAUSE_ON_EMFILE
+                );
+                server.paused.set(true);
+                let weak = weak.clone();
+                server.io_loop.call_later(ACCEPT_PAUSE_ON_EMFILE, move || {
+                    if let Some(server) = weak.upgrade() {
+                        server.paused.set(false);
+                        accept_batch(&weak, index);
+                    }
+                });
+                return;
+            }
+            // ECONNABORTED and friends concern one connection only.
+            Err(e) => log::debug!("accept failed: {e}"),
+        }
+    }
+    let weak = weak.clone();
+    server.io_loop.add_callback(move || accept_batch(&weak, index));
+}
+
+/// Whether `e` is EMFILE or ENFILE (out of file descriptors).
+fn is_out_of_fds(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(23 | 24))
+}
+
+impl fmt::Debug for TcpServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpServer")
+            .field("local_addrs", &self.local_addrs())
+            .field("paused", &self.inner.paused.get())
+            .finish()
+    }
+}
