@@ -30,4 +30,4 @@ mod transport;
 pub use error::{CloseReason, StreamClosed, StreamError};
 pub use stream::{IoStream, StreamOptions, WriteBuf, WriteFuture, DEFAULT_MAX_BUFFER_SIZE, DEFAULT_READ_CHUNK_SIZE};
 pub use tcpserver::{TcpServer, ACCEPT_BATCH, ACCEPT_PAUSE_ON_EMFILE};
-pub use transport::Transport;
+pub use transport::{Handshake, Transport, TransportIo};

@@ -17,7 +17,7 @@ use whirl_ioloop::{HandlerId, Interest, IoLoop, Ready};
 
 use crate::error::{CloseReason, StreamClosed, StreamError};
 use crate::read_buffer::ReadBuffer;
-use crate::transport::Transport;
+use crate::transport::{Handshake, Transport};
 
 /// Default for [`StreamOptions::max_buffer_size`]: 100 MiB (Tornado's default).
 pub const DEFAULT_MAX_BUFFER_SIZE: usize = 100 * 1024 * 1024;
@@ -181,8 +181,8 @@ struct State {
     write_wakers: Vec<(u64, Waker)>,
     /// True while a flush callback is scheduled on the loop.
     flush_scheduled: bool,
-    /// Wakers of tasks waiting for the connection to be established.
-    connect_wakers: Vec<Waker>,
+    /// Wakers of tasks waiting for any readiness (connecting, handshaking).
+    io_wakers: Vec<Waker>,
     /// Why the stream closed, once it did.
     closed: Option<Rc<CloseReason>>,
     /// Runs (on the loop) once the stream closes.
@@ -247,7 +247,7 @@ impl IoStream {
             written_total: 0,
             write_wakers: Vec::new(),
             flush_scheduled: false,
-            connect_wakers: Vec::new(),
+            io_wakers: Vec::new(),
             closed: None,
             close_callback: None,
             options,
@@ -289,7 +289,7 @@ impl IoStream {
             if s.write_ready {
                 return Poll::Ready(Ok(()));
             }
-            s.connect_wakers.push(cx.waker().clone());
+            s.io_wakers.push(cx.waker().clone());
             Poll::Pending
         })
         .await?;
@@ -303,6 +303,85 @@ impl IoStream {
             drop(s);
             wake_all(wakeups);
             return Err(io::Error::new(kind, "connect failed"));
+        }
+        Ok(())
+    }
+}
+
+// ----- handshakes (TLS) -----------------------------------------------------
+
+impl IoStream {
+    /// Drives the transport's handshake (see [`Transport::handshake`]) to the
+    /// end. Plain transports have none and return at once.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::Closed`] with reason [`CloseReason::Tls`] (the stream is
+    /// closed) if the handshake fails, or the reason the stream closed.
+    pub async fn handshake(&self) -> Result<(), StreamError> {
+        poll_fn(|cx| {
+            let mut s = self.state.borrow_mut();
+            if let Some(reason) = &s.closed {
+                return Poll::Ready(Err(StreamClosed::new(reason.clone()).into()));
+            }
+            let Some(transport) = s.transport.as_mut() else {
+                return Poll::Ready(Ok(()));
+            };
+            let step = transport.handshake();
+            match step {
+                Ok(Handshake::Done) => Poll::Ready(Ok(())),
+                Ok(Handshake::WantRead) => {
+                    s.read_ready = false;
+                    s.io_wakers.push(cx.waker().clone());
+                    Poll::Pending
+                }
+                Ok(Handshake::WantWrite) => {
+                    s.write_ready = false;
+                    s.io_wakers.push(cx.waker().clone());
+                    Poll::Pending
+                }
+                Err(e) => {
+                    let reason = match e.kind() {
+                        io::ErrorKind::UnexpectedEof => CloseReason::Eof,
+                        io::ErrorKind::InvalidData | io::ErrorKind::Other => CloseReason::Tls(e.to_string()),
+                        _ => CloseReason::Io(e),
+                    };
+                    let wakeups = s.close_with(reason);
+                    let closed = s.closed.clone();
+                    drop(s);
+                    wake_all(wakeups);
+                    match closed {
+                        Some(reason) => Poll::Ready(Err(StreamClosed::new(reason).into())),
+                        None => Poll::Ready(Ok(())),
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    /// Swaps the transport for `wrap(old)` — e.g. a TLS layer over the plain
+    /// socket (STARTTLS). The registration with the loop stays (the new
+    /// transport must poll the same source). Tornado: `IOStream.start_tls`.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::Closed`] if the stream is closed; `AlreadyReading` if a
+    /// read is pending or unread bytes or unsent writes remain (they belong to
+    /// the old protocol).
+    pub fn replace_transport(
+        &self,
+        wrap: impl FnOnce(Box<dyn Transport>) -> Box<dyn Transport>,
+    ) -> Result<(), StreamError> {
+        let mut s = self.state.borrow_mut();
+        if let Some(reason) = &s.closed {
+            return Err(StreamClosed::new(reason.clone()).into());
+        }
+        if s.reading || !s.read_buf.is_empty() || !s.write_queue.is_empty() {
+            return Err(StreamError::AlreadyReading);
+        }
+        if let Some(old) = s.transport.take() {
+            s.transport = Some(wrap(old));
         }
         Ok(())
     }
@@ -779,7 +858,7 @@ impl State {
         }
         let mut wakeups: Wakeups = self.write_wakers.drain(..).map(|(_, w)| w).collect();
         wakeups.extend(self.read_waker.take());
-        wakeups.append(&mut self.connect_wakers);
+        wakeups.append(&mut self.io_wakers);
         wakeups
     }
 
@@ -812,9 +891,9 @@ fn on_ready(weak: &Weak<RefCell<State>>, ready: Ready) {
     }
     if ready.is_writable() || ready.is_write_closed() || ready.is_error() {
         s.write_ready = true;
-        wakeups.append(&mut s.connect_wakers);
         wakeups.extend(s.flush());
     }
+    wakeups.append(&mut s.io_wakers);
     drop(s);
     wake_all(wakeups);
 }

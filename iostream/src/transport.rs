@@ -42,10 +42,87 @@ pub trait Transport: Source {
         Ok(None)
     }
 
+    /// Advances a handshake the transport must complete before carrying data
+    /// (TLS). Returns what it waits for; plain transports are always
+    /// [`Handshake::Done`]. Errors end the stream.
+    fn handshake(&mut self) -> io::Result<Handshake> {
+        Ok(Handshake::Done)
+    }
+
     /// Whether the transport, not the OS, holds readable bytes (TLS plaintext
     /// already decrypted): the stream then reads without waiting for an event.
     fn has_buffered_read(&self) -> bool {
         false
+    }
+}
+
+/// Progress of [`Transport::handshake`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handshake {
+    /// The handshake is complete (or there is none).
+    Done,
+    /// Waiting for bytes from the peer (a read returned `WouldBlock`).
+    WantRead,
+    /// Waiting for room to send (a write returned `WouldBlock`).
+    WantWrite,
+}
+
+/// A [`Transport`] seen as `std::io::Read + Write`, for code (such as a TLS
+/// library) that wants those traits.
+#[derive(Debug)]
+pub struct TransportIo<'a, T: ?Sized>(pub &'a mut T);
+
+impl<T: Transport + ?Sized> Read for TransportIo<'_, T> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<T: Transport + ?Sized> Write for TransportIo<'_, T> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write_vectored(&[IoSlice::new(buf)])
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.0.write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Transport for Box<dyn Transport> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (**self).read(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (**self).write_vectored(bufs)
+    }
+
+    fn flush_transport(&mut self) -> io::Result<bool> {
+        (**self).flush_transport()
+    }
+
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        (**self).shutdown_write()
+    }
+
+    fn set_nodelay(&mut self, nodelay: bool) -> io::Result<()> {
+        (**self).set_nodelay(nodelay)
+    }
+
+    fn take_error(&mut self) -> io::Result<Option<io::Error>> {
+        (**self).take_error()
+    }
+
+    fn handshake(&mut self) -> io::Result<Handshake> {
+        (**self).handshake()
+    }
+
+    fn has_buffered_read(&self) -> bool {
+        (**self).has_buffered_read()
     }
 }
 
