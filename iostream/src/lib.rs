@@ -25,9 +25,11 @@ pub mod netutil;
 mod read_buffer;
 mod stream;
 mod tcpserver;
+mod tls;
 mod transport;
 
 pub use error::{CloseReason, StreamClosed, StreamError};
 pub use stream::{IoStream, StreamOptions, WriteBuf, WriteFuture, DEFAULT_MAX_BUFFER_SIZE, DEFAULT_READ_CHUNK_SIZE};
-pub use tcpserver::{TcpServer, ACCEPT_BATCH, ACCEPT_PAUSE_ON_EMFILE};
+pub use tcpserver::{TcpServer, ACCEPT_BATCH, ACCEPT_PAUSE_ON_EMFILE, TLS_HANDSHAKE_TIMEOUT};
+pub use tls::{TlsClientConfig, TlsClientConfigBuilder, TlsServerConfig, TlsTransport};
 pub use transport::{Handshake, Transport, TransportIo};

@@ -835,6 +835,11 @@ impl IoStream {
         self.state.borrow().options
     }
 
+    /// The ALPN protocol negotiated by TLS, if any.
+    pub fn alpn_protocol(&self) -> Option<Vec<u8>> {
+        self.state.borrow().transport.as_ref().and_then(|t| t.alpn_protocol())
+    }
+
     /// Bytes received and not yet read.
     pub fn buffered(&self) -> usize {
         self.state.borrow().read_buf.len()

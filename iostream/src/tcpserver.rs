@@ -10,14 +10,19 @@ use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use whirl_ioloop::{HandlerId, Interest, IoLoop};
+use whirl_ioloop::{with_timeout, HandlerId, Interest, IoLoop};
+
+use crate::error::CloseReason;
 
 use crate::netutil::{bind_sockets, Family, DEFAULT_BACKLOG};
 use crate::stream::{IoStream, StreamOptions};
+use crate::tls::TlsServerConfig;
 
 /// Connections accepted per readiness event before yielding to the rest of
 /// the loop (Tornado's `_DEFAULT_BACKLOG`-sized batch).
 pub const ACCEPT_BATCH: usize = 128;
+/// How long a TLS client may take to complete its handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long accepting pauses when the process is out of file descriptors.
 pub const ACCEPT_PAUSE_ON_EMFILE: Duration = Duration::from_millis(500);
 
@@ -68,6 +73,9 @@ struct ServerInner {
     options: Cell<StreamOptions>,
     /// True while accepting is paused after EMFILE (logged once per pause).
     paused: Cell<bool>,
+    /// TLS settings: when set, each connection completes a TLS handshake
+    /// before `handle_stream` sees it.
+    tls: RefCell<Option<TlsServerConfig>>,
 }
 
 /// One listening socket.
@@ -96,6 +104,7 @@ impl TcpServer {
                 listeners: RefCell::new(Vec::new()),
                 options: Cell::new(StreamOptions::default()),
                 paused: Cell::new(false),
+                tls: RefCell::new(None),
             }),
         }
     }
@@ -105,6 +114,15 @@ impl TcpServer {
     /// `read_chunk_size`.
     pub fn with_stream_options(self, options: StreamOptions) -> TcpServer {
         self.inner.options.set(options);
+        self
+    }
+
+    /// Serves TLS: each accepted connection completes a handshake before it
+    /// reaches `handle_stream`; one that fails (plain text, bad client) is
+    /// logged at debug level and closed, and nothing else is affected.
+    /// Default is plain TCP. Tornado: `TCPServer(ssl_options=…)`.
+    pub fn with_tls(self, config: TlsServerConfig) -> TcpServer {
+        *self.inner.tls.borrow_mut() = Some(config);
         self
     }
 
@@ -177,10 +195,29 @@ fn accept_batch(weak: &Weak<ServerInner>, index: usize) {
         match accepted {
             Ok((socket, peer)) => {
                 match IoStream::with_options(socket, server.options.get()) {
-                    Ok(stream) => {
-                        let task = (server.handle_stream)(stream, peer);
-                        drop(server.io_loop.spawn(task));
-                    }
+                    Ok(stream) => match server.tls.borrow().clone() {
+                        None => drop(server.io_loop.spawn((server.handle_stream)(stream, peer))),
+                        Some(tls) => {
+                            let weak = weak.clone();
+                            drop(server.io_loop.spawn(async move {
+                                match with_timeout(TLS_HANDSHAKE_TIMEOUT, stream.start_tls_server(&tls)).await {
+                                    Ok(Ok(())) => {}
+                                    Ok(Err(e)) => {
+                                        log::debug!("TLS handshake with {peer} failed: {e}");
+                                        return;
+                                    }
+                                    Err(_) => {
+                                        log::debug!("TLS handshake with {peer} timed out");
+                                        stream.close_with_reason(CloseReason::Timeout);
+                                        return;
+                                    }
+                                }
+                                if let Some(server) = weak.upgrade() {
+                                    (server.handle_stream)(stream, peer).await;
+                                }
+                            }));
+                        }
+                    },
                     Err(e) => log::warn!("cannot register connection from {peer}: {e}"),
                 }
             }

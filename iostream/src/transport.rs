@@ -49,6 +49,11 @@ pub trait Transport: Source {
         Ok(Handshake::Done)
     }
 
+    /// The ALPN protocol negotiated by a TLS transport.
+    fn alpn_protocol(&self) -> Option<Vec<u8>> {
+        None
+    }
+
     /// Whether the transport, not the OS, holds readable bytes (TLS plaintext
     /// already decrypted): the stream then reads without waiting for an event.
     fn has_buffered_read(&self) -> bool {
@@ -123,6 +128,10 @@ impl Transport for Box<dyn Transport> {
 
     fn has_buffered_read(&self) -> bool {
         (**self).has_buffered_read()
+    }
+
+    fn alpn_protocol(&self) -> Option<Vec<u8>> {
+        (**self).alpn_protocol()
     }
 }
 
