@@ -22,6 +22,8 @@
 
 mod error;
 pub mod netutil;
+#[cfg(unix)]
+mod process;
 mod read_buffer;
 mod stream;
 mod tcpserver;
@@ -29,6 +31,8 @@ mod tls;
 mod transport;
 
 pub use error::{CloseReason, StreamClosed, StreamError};
+#[cfg(unix)]
+pub use process::{Subprocess, WaitForExit};
 pub use stream::{IoStream, StreamOptions, WriteBuf, WriteFuture, DEFAULT_MAX_BUFFER_SIZE, DEFAULT_READ_CHUNK_SIZE};
 pub use tcpserver::{TcpServer, ACCEPT_BATCH, ACCEPT_PAUSE_ON_EMFILE, TLS_HANDSHAKE_TIMEOUT};
 pub use tls::{TlsClientConfig, TlsClientConfigBuilder, TlsServerConfig, TlsTransport};
