@@ -744,7 +744,9 @@ impl State {
 
 /// The future of one [`IoStream::write`]: resolves once its bytes reached the
 /// kernel, or fails with [`StreamError::Closed`] if the stream closed first.
-#[must_use = "the write happens anyway; await this to know when it reached the kernel"]
+///
+/// Not `#[must_use]`: as in Tornado, the bytes go out whether or not anyone
+/// awaits this, so fire-and-forget writes are fine.
 pub struct WriteFuture {
     /// The stream's state.
     state: Rc<RefCell<State>>,
