@@ -23,8 +23,8 @@ use slab::Slab;
 use crate::handle::{LoopHandle, Remote, Shared};
 use crate::handler::{HandlerFn, HandlerId, HandlerSlot, Ready, WAKER_TOKEN};
 use crate::task::{self, panic_message, JoinHandle, TaskSlot};
-use crate::timer::{TimeoutHandle, TimerQueue};
 use crate::time::{with_timeout, TimeoutError};
+use crate::timer::{TimeoutHandle, TimerQueue};
 
 /// How many events one `poll` returns at most.
 const EVENTS_CAPACITY: usize = 1024;
@@ -195,7 +195,10 @@ impl IoLoop {
 
     /// The current loop, without creating one.
     pub fn try_current() -> Option<IoLoop> {
-        CURRENT.try_with(|current| current.borrow().clone()).ok().flatten()
+        CURRENT
+            .try_with(|current| current.borrow().clone())
+            .ok()
+            .flatten()
     }
 
     /// Makes this loop the thread's current one. [`start`](IoLoop::start) and
@@ -244,7 +247,8 @@ impl IoLoop {
     ///    what those callbacks queue waits for the next one.
     /// 4. **Pop due timers**: every timer whose deadline is at or before now.
     /// 5. **Run** the snapshot (callbacks and task polls, FIFO), then the due
-    ///    timers in deadline order (ties in insertion order).
+    ///    timers in deadline order (ties in insertion order); a due timer
+    ///    cancelled meanwhile, by a callback or an earlier timer, does not run.
     /// 6. **Stop** here if [`stop`](IoLoop::stop) was called.
     /// 7. **Poll** for I/O: with timeout 0 if work is pending (queued callbacks
     ///    or tasks, a non-empty inbox, a woken `run_sync` future), else until the
@@ -290,13 +294,15 @@ impl IoLoop {
         self.inner.stopping.set(false);
         let mut future = pin!(future);
         let mut output = None;
-        self.run(Some(&mut |cx: &mut Context<'_>| match future.as_mut().poll(cx) {
-            Poll::Ready(value) => {
-                output = Some(value);
-                true
-            }
-            Poll::Pending => false,
-        }));
+        self.run(Some(
+            &mut |cx: &mut Context<'_>| match future.as_mut().poll(cx) {
+                Poll::Ready(value) => {
+                    output = Some(value);
+                    true
+                }
+                Poll::Pending => false,
+            },
+        ));
         match output {
             Some(value) => value,
             None => panic!("the event loop stopped before the run_sync future completed"),
@@ -442,7 +448,12 @@ impl IoLoop {
     /// The error of `mio::Registry::register` (e.g. the source is already
     /// registered).
     #[track_caller]
-    pub fn add_handler<S, F>(&self, source: &mut S, interest: Interest, f: F) -> io::Result<HandlerId>
+    pub fn add_handler<S, F>(
+        &self,
+        source: &mut S,
+        interest: Interest,
+        f: F,
+    ) -> io::Result<HandlerId>
     where
         S: Source + ?Sized,
         F: FnMut(Ready) + 'static,
@@ -478,12 +489,20 @@ impl IoLoop {
     ///
     /// `NotFound` if `id` names no handler; else the error of
     /// `mio::Registry::reregister`.
-    pub fn update_handler<S>(&self, id: HandlerId, source: &mut S, interest: Interest) -> io::Result<()>
+    pub fn update_handler<S>(
+        &self,
+        id: HandlerId,
+        source: &mut S,
+        interest: Interest,
+    ) -> io::Result<()>
     where
         S: Source + ?Sized,
     {
         if !self.handler_exists(id) {
-            return Err(io::Error::new(io::ErrorKind::NotFound, "no such fd handler"));
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "no such fd handler",
+            ));
         }
         self.inner.registry.reregister(source, id.token(), interest)
     }
@@ -508,7 +527,10 @@ impl IoLoop {
             }
         };
         let Some(slot) = removed else {
-            return Err(io::Error::new(io::ErrorKind::NotFound, "no such fd handler"));
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "no such fd handler",
+            ));
         };
         let result = self.inner.registry.deregister(source);
         drop(slot); // outside the borrow
@@ -581,7 +603,10 @@ impl IoLoop {
     /// current loop afterwards.
     fn run(&self, mut main: Option<&mut dyn FnMut(&mut Context<'_>) -> bool>) {
         assert!(!self.inner.closed.get(), "the event loop was closed");
-        assert!(!self.inner.running.get(), "the event loop is already running");
+        assert!(
+            !self.inner.running.get(),
+            "the event loop is already running"
+        );
         let previous = CURRENT.with(|current| current.replace(Some(self.clone())));
         self.inner.running.set(true);
         // Restores the loop's state however `run` ends, including by a panic of
@@ -610,7 +635,7 @@ impl IoLoop {
         main: &mut Option<&mut dyn FnMut(&mut Context<'_>) -> bool>,
         main_waker: &MainWaker,
         waker: &Waker,
-        due: &mut Vec<Timed>,
+        due: &mut Vec<TimeoutHandle>,
     ) -> bool {
         let inner = &*self.inner;
 
@@ -619,7 +644,9 @@ impl IoLoop {
 
         // Step 2. Poll the run_sync future if it was woken.
         if let Some(main) = main.as_mut() {
-            if main_waker.woken.swap(false, Ordering::AcqRel) && main(&mut Context::from_waker(waker)) {
+            if main_waker.woken.swap(false, Ordering::AcqRel)
+                && main(&mut Context::from_waker(waker))
+            {
                 return true;
             }
         }
@@ -631,8 +658,8 @@ impl IoLoop {
         let now = Instant::now();
         {
             let mut timers = inner.timers.borrow_mut();
-            while let Some(timed) = timers.pop_due(now) {
-                due.push(timed);
+            while let Some(handle) = timers.pop_due(now) {
+                due.push(handle);
             }
         }
 
@@ -645,10 +672,13 @@ impl IoLoop {
                 None => break,
             }
         }
-        for timed in due.drain(..) {
+        for handle in due.drain(..) {
+            // `None`: cancelled since step 4.
+            let timed = inner.timers.borrow_mut().remove(handle);
             match timed {
-                Timed::Callback(f, site) => self.run_callback(site, "timeout", f),
-                Timed::Wake(waker) => waker.wake(),
+                Some(Timed::Callback(f, site)) => self.run_callback(site, "timeout", f),
+                Some(Timed::Wake(waker)) => waker.wake(),
+                None => {}
             }
         }
 
@@ -691,7 +721,9 @@ impl IoLoop {
             }
             let id = HandlerId::from_token(event.token());
             let handler = match inner.handlers.borrow().get(id.key) {
-                Some(slot) if slot.generation == id.generation => Some((slot.callback.clone(), slot.site)),
+                Some(slot) if slot.generation == id.generation => {
+                    Some((slot.callback.clone(), slot.site))
+                }
                 _ => None,
             };
             if let Some((callback, site)) = handler {
@@ -729,9 +761,16 @@ impl IoLoop {
     /// Runs one callback, catching a panic and timing it if the blocking
     /// detector is on.
     fn run_callback(&self, site: &'static Location<'static>, what: &str, f: impl FnOnce()) {
-        let started = self.inner.blocking_threshold.get().map(|t| (t, Instant::now()));
+        let started = self
+            .inner
+            .blocking_threshold
+            .get()
+            .map(|t| (t, Instant::now()));
         if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
-            log::error!("{what} registered at {site} panicked: {}", panic_message(&*payload));
+            log::error!(
+                "{what} registered at {site} panicked: {}",
+                panic_message(&*payload)
+            );
         }
         if let Some((threshold, started)) = started {
             report_blocking(threshold, started, what, site);
@@ -756,7 +795,10 @@ impl IoLoop {
         };
         // Step 2. Poll it (TaskFuture catches the task's own panics).
         let started = inner.blocking_threshold.get().map(|t| (t, Instant::now()));
-        let done = future.as_mut().poll(&mut Context::from_waker(&waker)).is_ready();
+        let done = future
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_ready();
         if let Some((threshold, started)) = started {
             report_blocking(threshold, started, "task", site);
         }
@@ -780,7 +822,10 @@ impl IoLoop {
     fn clear_current_if(io_loop: &IoLoop) {
         let _ = CURRENT.try_with(|current| {
             let mut current = current.borrow_mut();
-            if current.as_ref().is_some_and(|c| Rc::ptr_eq(&c.inner, &io_loop.inner)) {
+            if current
+                .as_ref()
+                .is_some_and(|c| Rc::ptr_eq(&c.inner, &io_loop.inner))
+            {
                 current.take()
             } else {
                 None
@@ -790,7 +835,12 @@ impl IoLoop {
 }
 
 /// Logs a warning if a dispatch started at `started` took longer than `threshold`.
-fn report_blocking(threshold: Duration, started: Instant, what: &str, site: &'static Location<'static>) {
+fn report_blocking(
+    threshold: Duration,
+    started: Instant,
+    what: &str,
+    site: &'static Location<'static>,
+) {
     let took = started.elapsed();
     if took > threshold {
         log::warn!(

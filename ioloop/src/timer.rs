@@ -8,6 +8,11 @@
 //! heap keeps a small stale record until it reaches the top or until stale records
 //! outnumber live ones, when the heap is rebuilt. A server that arms and cancels one
 //! timer per request therefore never grows without bound.
+//!
+//! Firing is two steps, as in Tornado: [`TimerQueue::pop_due`] takes a due timer off
+//! the heap but leaves it armed, and the loop takes its value with
+//! [`TimerQueue::remove`] only when it is about to run it. A timer cancelled in
+//! between (by a callback or an earlier timer of the same iteration) never fires.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -111,15 +116,18 @@ impl<T> TimerQueue<T> {
         self.heap.peek().map(|Reverse((deadline, _, _))| *deadline)
     }
 
-    /// Removes and returns the earliest timer if its deadline is at or before `now`.
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<T> {
+    /// Takes the earliest timer off the heap if its deadline is at or before
+    /// `now`, and returns its handle. The timer stays armed (and counted by
+    /// [`len`](TimerQueue::len)) until taken with [`remove`](TimerQueue::remove),
+    /// so cancelling it in between still prevents it from firing.
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<TimeoutHandle> {
         self.discard_stale_top();
         match self.heap.peek() {
             Some(Reverse((deadline, _, _))) if *deadline <= now => {}
             _ => return None,
         }
-        let Reverse((_, _, key)) = self.heap.pop()?;
-        Some(self.entries.remove(key).value)
+        let Reverse((_, seq, key)) = self.heap.pop()?;
+        Some(TimeoutHandle { key, seq })
     }
 
     /// Drops every timer, returning their values (so the caller may drop them
@@ -141,11 +149,14 @@ impl<T> TimerQueue<T> {
 
     /// Rebuilds the heap without stale records once they outnumber live ones.
     fn maybe_compact(&mut self) {
-        let stale = self.heap.len() - self.entries.len();
+        // Saturating: timers popped by `pop_due` but not yet removed are live
+        // entries with no heap record.
+        let stale = self.heap.len().saturating_sub(self.entries.len());
         if stale > COMPACT_MIN_STALE && stale > self.entries.len() {
             let entries = &self.entries;
-            self.heap
-                .retain(|Reverse((_, seq, key))| matches!(entries.get(*key), Some(e) if e.seq == *seq));
+            self.heap.retain(
+                |Reverse((_, seq, key))| matches!(entries.get(*key), Some(e) if e.seq == *seq),
+            );
         }
     }
 
@@ -167,7 +178,11 @@ mod tests {
     use std::time::Duration;
 
     fn drain_due(q: &mut TimerQueue<u32>, now: Instant) -> Vec<u32> {
-        std::iter::from_fn(|| q.pop_due(now)).collect()
+        std::iter::from_fn(|| {
+            let handle = q.pop_due(now)?;
+            q.remove(handle)
+        })
+        .collect()
     }
 
     #[test]
@@ -178,7 +193,10 @@ mod tests {
         q.insert(t0 + Duration::from_millis(10), 1);
         q.insert(t0 + Duration::from_millis(20), 2);
         assert_eq!(q.next_deadline(), Some(t0 + Duration::from_millis(10)));
-        assert_eq!(drain_due(&mut q, t0 + Duration::from_millis(25)), vec![1, 2]);
+        assert_eq!(
+            drain_due(&mut q, t0 + Duration::from_millis(25)),
+            vec![1, 2]
+        );
         assert_eq!(drain_due(&mut q, t0 + Duration::from_millis(30)), vec![3]);
         assert!(q.is_empty());
     }
@@ -218,10 +236,26 @@ mod tests {
         let t0 = Instant::now();
         let mut q = TimerQueue::new();
         let a = q.insert(t0, 1);
-        assert_eq!(q.pop_due(t0), Some(1));
+        assert_eq!(drain_due(&mut q, t0), vec![1]);
         let _b = q.insert(t0, 2); // reuses a's slab slot
         assert_eq!(q.remove(a), None);
-        assert_eq!(q.pop_due(t0), Some(2));
+        assert_eq!(drain_due(&mut q, t0), vec![2]);
+    }
+
+    #[test]
+    fn popped_timer_stays_armed_until_taken() {
+        let t0 = Instant::now();
+        let mut q = TimerQueue::new();
+        let a = q.insert(t0, 1);
+        let b = q.insert(t0, 2);
+        assert_eq!(q.pop_due(t0), Some(a));
+        assert_eq!(q.pop_due(t0), Some(b));
+        assert_eq!(q.len(), 2, "popped but not yet taken");
+        // Cancelled between pop and take (e.g. by the timer that ran before it).
+        assert_eq!(q.remove(b), Some(2));
+        assert_eq!(q.remove(a), Some(1));
+        assert_eq!(q.remove(b), None);
+        assert!(q.is_empty());
     }
 
     #[test]
@@ -245,7 +279,11 @@ mod tests {
             q.remove(h);
         }
         assert_eq!(q.len(), 1);
-        assert!(q.heap_len() <= 2 * COMPACT_MIN_STALE + 2, "heap grew to {}", q.heap_len());
+        assert!(
+            q.heap_len() <= 2 * COMPACT_MIN_STALE + 2,
+            "heap grew to {}",
+            q.heap_len()
+        );
     }
 
     #[test]
