@@ -17,7 +17,9 @@ use crate::IoLoop;
 /// next run is the next multiple of `period` after now, as in Tornado.
 ///
 /// A callback that panics is logged and the schedule goes on. The
-/// `PeriodicCallback` is a handle: clones control the same schedule.
+/// `PeriodicCallback` is a handle: clones control the same schedule, and a
+/// started schedule keeps running when every handle is dropped (the loop holds
+/// it) until [`stop`](PeriodicCallback::stop) or [`IoLoop::close`].
 ///
 /// # Examples
 ///
@@ -68,7 +70,10 @@ impl PeriodicCallback {
     /// If `period` is zero.
     #[track_caller]
     pub fn new<F: FnMut() + 'static>(callback: F, period: Duration) -> PeriodicCallback {
-        assert!(!period.is_zero(), "PeriodicCallback needs a period above zero");
+        assert!(
+            !period.is_zero(),
+            "PeriodicCallback needs a period above zero"
+        );
         let site = Location::caller();
         let seed = Instant::now().elapsed().subsec_nanos() as u64 ^ (site.line() as u64) << 32;
         PeriodicCallback {
@@ -127,13 +132,17 @@ impl PeriodicCallback {
     }
 
     /// Arms the timer for the run at `at`.
-    fn arm(&self, io_loop: &IoLoop, at: Instant, site: &'static Location<'static>) -> TimeoutHandle {
-        let weak = Rc::downgrade(&self.state);
-        io_loop.add_timeout_at_site(at, site, move || {
-            if let Some(state) = weak.upgrade() {
-                PeriodicCallback { state }.run();
-            }
-        })
+    fn arm(
+        &self,
+        io_loop: &IoLoop,
+        at: Instant,
+        site: &'static Location<'static>,
+    ) -> TimeoutHandle {
+        // The armed timer holds the schedule strongly, so a started
+        // callback keeps running after its handles are dropped (as in
+        // Tornado); `stop` or closing the loop ends it.
+        let state = self.state.clone();
+        io_loop.add_timeout_at_site(at, site, move || PeriodicCallback { state }.run())
     }
 
     /// One run: schedule the next one first (so a panicking callback does
@@ -213,6 +222,22 @@ mod tests {
     }
 
     #[test]
+    fn a_started_schedule_outlives_its_handles() {
+        use std::cell::Cell;
+        let io_loop = IoLoop::new();
+        let runs = Rc::new(Cell::new(0));
+        let counter = runs.clone();
+        PeriodicCallback::new(
+            move || counter.set(counter.get() + 1),
+            Duration::from_millis(2),
+        )
+        .start();
+        io_loop.run_sync(crate::sleep(Duration::from_millis(30)));
+        assert!(runs.get() >= 2, "ran {} times", runs.get());
+        io_loop.close();
+    }
+
+    #[test]
     fn on_time_advances_one_period() {
         let t0 = Instant::now();
         let mut s = state(100, t0);
@@ -238,7 +263,10 @@ mod tests {
             let before = s.next;
             s.advance(before);
             let step = s.next - before;
-            assert!(step >= Duration::from_millis(74) && step <= Duration::from_millis(126), "{step:?}");
+            assert!(
+                step >= Duration::from_millis(74) && step <= Duration::from_millis(126),
+                "{step:?}"
+            );
         }
     }
 }
