@@ -523,6 +523,9 @@ impl Drop for ReadGuard<'_> {
         let mut s = self.state.borrow_mut();
         s.reading = false;
         s.read_waker = None;
+        // A read_until dropped mid-search must not leave its offset to the
+        // next read (the buffer may be consumed by then).
+        s.scan_from = 0;
     }
 }
 
@@ -662,9 +665,12 @@ impl IoStream {
                 });
             }
         }
+        // On a closed stream nothing was queued: a target no count reaches
+        // makes the future fail with the close reason instead of succeeding.
+        let target = if s.closed.is_some() { u64::MAX } else { s.queued_total };
         WriteFuture {
             state: self.state.clone(),
-            target: s.queued_total,
+            target,
         }
     }
 
