@@ -25,7 +25,9 @@ pub mod netutil;
 #[cfg(unix)]
 mod process;
 mod read_buffer;
+mod resolver;
 mod stream;
+mod tcpclient;
 mod tcpserver;
 mod tls;
 mod transport;
@@ -33,7 +35,11 @@ mod transport;
 pub use error::{CloseReason, StreamClosed, StreamError};
 #[cfg(unix)]
 pub use process::{Subprocess, WaitForExit};
+pub use resolver::{OverrideKey, OverrideTarget, Resolver};
 pub use stream::{IoStream, StreamOptions, WriteBuf, WriteFuture, DEFAULT_MAX_BUFFER_SIZE, DEFAULT_READ_CHUNK_SIZE};
+pub use tcpclient::{
+    ConnectError, ConnectOptions, TcpClient, DEFAULT_CONNECT_TIMEOUT, HAPPY_EYEBALLS_DELAY,
+};
 pub use tcpserver::{TcpServer, ACCEPT_BATCH, ACCEPT_PAUSE_ON_EMFILE, TLS_HANDSHAKE_TIMEOUT};
 pub use tls::{TlsClientConfig, TlsClientConfigBuilder, TlsServerConfig, TlsTransport};
 pub use transport::{Handshake, Transport, TransportIo};

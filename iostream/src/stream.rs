@@ -274,7 +274,27 @@ impl IoStream {
     ///
     /// The connect error (refused, unreachable, …).
     pub async fn connect(addr: SocketAddr) -> io::Result<IoStream> {
-        let stream = IoStream::new(mio::net::TcpStream::connect(addr)?)?;
+        IoStream::from_connecting(
+            mio::net::TcpStream::connect(addr)?,
+            StreamOptions::default(),
+        )
+        .await
+    }
+
+    /// Wraps a TCP socket whose non-blocking `connect` is under way (made with
+    /// `socket2`, e.g. bound to a source address first) and waits until the
+    /// connection is established. [`TcpClient`](crate::TcpClient) uses it;
+    /// dropping the future closes the socket.
+    ///
+    /// # Errors
+    ///
+    /// The error of registering the socket with the loop, or the connect error
+    /// (refused, unreachable, …) as the OS reported it.
+    pub async fn from_connecting(
+        socket: mio::net::TcpStream,
+        options: StreamOptions,
+    ) -> io::Result<IoStream> {
+        let stream = IoStream::with_options(socket, options)?;
         stream.wait_connected().await?;
         Ok(stream)
     }
@@ -298,11 +318,15 @@ impl IoStream {
             return Err(io::Error::new(io::ErrorKind::NotConnected, "the stream closed while connecting"));
         };
         if let Some(e) = transport.take_error()? {
-            let kind = e.kind();
-            let wakeups = s.close_with(CloseReason::Io(e));
+            // The caller gets the OS error itself; the close reason a copy.
+            let copy = match e.raw_os_error() {
+                Some(code) => io::Error::from_raw_os_error(code),
+                None => io::Error::new(e.kind(), e.to_string()),
+            };
+            let wakeups = s.close_with(CloseReason::Io(copy));
             drop(s);
             wake_all(wakeups);
-            return Err(io::Error::new(kind, "connect failed"));
+            return Err(e);
         }
         Ok(())
     }
