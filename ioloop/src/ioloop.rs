@@ -393,7 +393,7 @@ impl IoLoop {
     /// Runs `f` after `delay`. Tornado: `IOLoop.call_later`.
     #[track_caller]
     pub fn call_later<F: FnOnce() + 'static>(&self, delay: Duration, f: F) -> TimeoutHandle {
-        self.add_timeout(Instant::now() + delay, f)
+        self.add_timeout(crate::time::deadline_after(delay), f)
     }
 
     /// Runs `f` at `when` (same as [`add_timeout`](IoLoop::add_timeout)).

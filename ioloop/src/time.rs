@@ -51,7 +51,15 @@ pub struct Sleep {
 /// assert!(started.elapsed() >= Duration::from_millis(5));
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
-    sleep_until(Instant::now() + duration)
+    sleep_until(deadline_after(duration))
+}
+
+/// `now + duration`, saturating at a deadline ~30 years away: a
+/// `Duration::MAX` sleep or timeout means "never" instead of overflowing.
+pub(crate) fn deadline_after(duration: Duration) -> Instant {
+    const NEVER: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(duration.min(NEVER)).unwrap_or(now)
 }
 
 /// Waits until `deadline` without blocking the loop.
@@ -163,6 +171,8 @@ impl<F: Future> Future for Timeout<F> {
 
 impl<F> fmt::Debug for Timeout<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Timeout").field("sleep", &self.sleep).finish()
+        f.debug_struct("Timeout")
+            .field("sleep", &self.sleep)
+            .finish()
     }
 }

@@ -344,3 +344,12 @@ fn timeout_error_display_reads_as_a_sentence() {
     let as_error: &dyn std::error::Error = &TimeoutError;
     assert!(as_error.source().is_none());
 }
+
+#[test]
+fn a_duration_max_timeout_means_never_not_overflow() {
+    let io_loop = IoLoop::new();
+    let out = io_loop.run_sync(whirl_ioloop::with_timeout(Duration::MAX, async { 5 }));
+    assert_eq!(out, Ok(5));
+    let handle = io_loop.call_later(Duration::MAX, || panic!("never fires"));
+    io_loop.remove_timeout(handle);
+}
