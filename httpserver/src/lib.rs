@@ -2,6 +2,8 @@
 mod body;
 mod head;
 mod headers;
+mod httputil;
+mod request;
 mod start_line;
 
 pub use body::{
@@ -12,4 +14,11 @@ pub use head::{
     parse_request_head, parse_response_head, HeadLimits, ParseError, RequestHead, ResponseHead,
 };
 pub use headers::{is_valid_header_name, is_valid_header_value, HeaderError, HttpHeaders};
+pub use httputil::{
+    format_timestamp, format_unix_timestamp, parse_body_arguments, parse_cookie, parse_http_date,
+    parse_multipart_form_data, parse_qs, parse_qs_bytes, parse_qsl_bytes, url_concat, Arguments,
+    BodyArguments, Files, FormError, HttpFile, ParseBodyConfig, DEFAULT_MAX_FIELDS,
+    DEFAULT_MAX_PARTS, DEFAULT_MAX_PART_HEADER_SIZE,
+};
+pub use request::{HttpServerRequest, RequestError};
 pub use start_line::{reason_phrase, RequestStartLine, ResponseStartLine, Version};
