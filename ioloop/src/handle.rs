@@ -3,10 +3,12 @@
 //!
 //! Everything another thread may hand to a loop passes through one mutex-guarded
 //! [`Remote`] inbox: callbacks from [`LoopHandle::add_callback`] and the ids of
-//! tasks whose wakers fired. The loop drains the inbox at the top of every
-//! iteration. A sleeping loop is woken through a [`mio::Waker`], and only when it
-//! is actually asleep in `poll` and nobody has woken it yet — a burst of ten
-//! thousand callbacks costs one wake-up syscall, not ten thousand.
+//! tasks whose wakers fired (on another thread: a waker fired on the loop's own
+//! thread queues its task directly). The loop drains the inbox at the top of
+//! every iteration, skipping the lock when a flag says it is empty. A sleeping
+//! loop is woken through a [`mio::Waker`], and only when it is actually asleep
+//! in `poll` and nobody has woken it yet — a burst of ten thousand callbacks
+//! costs one wake-up syscall, not ten thousand.
 
 use std::fmt;
 use std::mem;
@@ -48,6 +50,9 @@ pub(crate) struct Shared {
     /// True once someone woke the sleeping loop; reset before each `poll`, so
     /// a loop is woken at most once per sleep.
     notified: AtomicBool,
+    /// Mirrors `!remote.is_empty()`, written only under the inbox lock, so the
+    /// loop can see an empty inbox without taking the lock.
+    pending: AtomicBool,
 }
 
 impl Shared {
@@ -58,6 +63,7 @@ impl Shared {
             waker,
             sleeping: AtomicBool::new(false),
             notified: AtomicBool::new(false),
+            pending: AtomicBool::new(false),
         }
     }
 
@@ -69,31 +75,46 @@ impl Shared {
 
     /// Queues a callback from any thread and wakes the loop if it sleeps.
     pub(crate) fn push_callback(&self, f: SendCallback, site: &'static Location<'static>) {
-        self.lock().callbacks.push((f, site));
-        self.notify();
+        self.push(|remote| remote.callbacks.push((f, site)));
     }
 
     /// Queues a task wake-up from any thread and wakes the loop if it sleeps.
     pub(crate) fn push_woken(&self, key: usize, id: u64) {
-        self.lock().woken.push((key, id));
-        self.notify();
+        self.push(|remote| remote.woken.push((key, id)));
     }
 
     /// Asks the loop to stop from any thread.
     pub(crate) fn push_stop(&self) {
-        self.lock().stop = true;
-        self.notify();
+        self.push(|remote| remote.stop = true);
     }
 
     /// Takes everything in the inbox, leaving `spare` (an empty inbox whose
     /// vectors keep their capacity) in its place.
     pub(crate) fn take(&self, spare: Remote) -> Remote {
-        mem::replace(&mut *self.lock(), spare)
+        let mut remote = self.lock();
+        self.pending.store(!spare.is_empty(), Ordering::SeqCst);
+        mem::replace(&mut *remote, spare)
     }
 
-    /// Whether the inbox holds work.
+    /// Adds to the inbox with `add`, flags it non-empty, and wakes the loop if
+    /// it sleeps.
+    fn push(&self, add: impl FnOnce(&mut Remote)) {
+        let mut remote = self.lock();
+        add(&mut remote);
+        // Already set means the loop has not drained since an earlier push,
+        // whose own `SeqCst` store and `notify` cover this one too.
+        if !self.pending.load(Ordering::Relaxed) {
+            self.pending.store(true, Ordering::SeqCst);
+        }
+        drop(remote);
+        self.notify();
+    }
+
+    /// Whether the inbox holds work. Lock-free: the loop asks once or twice
+    /// per iteration, and the inbox is almost always empty. `SeqCst` pairs
+    /// with the pushers' `SeqCst` store, as [`Shared::enter_sleep`] requires.
     pub(crate) fn has_pending(&self) -> bool {
-        !self.lock().is_empty()
+        self.pending.load(Ordering::SeqCst)
     }
 
     /// Wakes the loop if, and only if, it is asleep and not yet woken.
@@ -105,7 +126,7 @@ impl Shared {
         }
     }
 
-    /// Called by the loop right before it decides how long to poll. After this,
+    /// Called by the loop before a `poll` that may block. After this,
     /// any push sees `sleeping` and wakes the poll; the loop must check
     /// [`Shared::has_pending`] *after* calling it to close the race.
     pub(crate) fn enter_sleep(&self) {

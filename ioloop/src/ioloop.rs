@@ -654,12 +654,14 @@ impl IoLoop {
         // Step 3. Snapshot the run queue.
         let ready = inner.runnables.borrow().len();
 
-        // Step 4. Pop due timers.
-        let now = Instant::now();
+        // Step 4. Pop due timers (the clock is read only if one is armed).
         {
             let mut timers = inner.timers.borrow_mut();
-            while let Some(handle) = timers.pop_due(now) {
-                due.push(handle);
+            if timers.next_deadline().is_some() {
+                let now = Instant::now();
+                while let Some(handle) = timers.pop_due(now) {
+                    due.push(handle);
+                }
             }
         }
 
@@ -687,25 +689,32 @@ impl IoLoop {
             return true;
         }
 
-        // Step 7. Poll for I/O.
-        inner.shared.enter_sleep();
-        let pending = !inner.runnables.borrow().is_empty()
-            || inner.shared.has_pending()
-            || (main.is_some() && main_waker.woken.load(Ordering::Acquire));
-        let timeout = if pending {
-            Some(Duration::ZERO)
-        } else {
+        // Step 7. Poll for I/O. Only a poll that may block announces itself
+        // to wakers (`enter_sleep`), and must then re-check the inbox and the
+        // run_sync flag to close the race with a wake-up in between.
+        let main_woken = || main.is_some() && main_waker.woken.load(Ordering::Acquire);
+        let busy =
+            !inner.runnables.borrow().is_empty() || inner.shared.has_pending() || main_woken();
+        let may_block = !busy && {
+            inner.shared.enter_sleep();
+            !(inner.shared.has_pending() || main_woken())
+        };
+        let timeout = if may_block {
             inner
                 .timers
                 .borrow_mut()
                 .next_deadline()
                 .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+        } else {
+            Some(Duration::ZERO)
         };
         let polled = {
             let mut events = inner.events.borrow_mut();
             inner.poll.borrow_mut().poll(&mut events, timeout)
         };
-        inner.shared.leave_sleep();
+        if !busy {
+            inner.shared.leave_sleep();
+        }
         if let Err(e) = polled {
             if e.kind() != io::ErrorKind::Interrupted {
                 log::error!("polling for I/O failed: {e}");
@@ -737,6 +746,9 @@ impl IoLoop {
     /// Moves the inbox into the run queue.
     fn drain_remote(&self) {
         let inner = &*self.inner;
+        if !inner.shared.has_pending() {
+            return; // the common case, without taking the lock
+        }
         let spare = mem::take(&mut *inner.spare_remote.borrow_mut());
         let mut remote = inner.shared.take(spare);
         if remote.is_empty() {
@@ -818,6 +830,32 @@ impl IoLoop {
 }
 
 impl IoLoop {
+    /// Queues task `(key, id)` straight onto the run queue if `shared` belongs
+    /// to the loop current on this thread — a waker fired on its own loop's
+    /// thread — and returns true. Otherwise (another thread, another loop, or
+    /// the run queue borrowed) returns false and the caller goes through the
+    /// inbox, whose lock this skips.
+    pub(crate) fn try_wake_local(shared: &Arc<Shared>, key: usize, id: u64) -> bool {
+        CURRENT
+            .try_with(|current| {
+                let Ok(current) = current.try_borrow() else {
+                    return false;
+                };
+                let Some(io_loop) = current
+                    .as_ref()
+                    .filter(|l| Arc::ptr_eq(&l.inner.shared, shared))
+                else {
+                    return false;
+                };
+                let Ok(mut runnables) = io_loop.inner.runnables.try_borrow_mut() else {
+                    return false;
+                };
+                runnables.push_back(Runnable::Task(key, id));
+                true
+            })
+            .unwrap_or(false)
+    }
+
     /// Clears the current loop if it is `io_loop`.
     fn clear_current_if(io_loop: &IoLoop) {
         let _ = CURRENT.try_with(|current| {

@@ -3,8 +3,10 @@
 //!
 //! A task lives in the loop's task table as a boxed [`TaskFuture`]; its waker is
 //! an `Arc<TaskWaker>` holding only the task's id, so it is `Send + Sync` even
-//! though the future is not. Waking pushes the id onto the loop's inbox (once:
-//! a task woken many times before it runs is queued, and polled, once).
+//! though the future is not. Waking queues the id on the loop (once: a task
+//! woken many times before it runs is queued, and polled, once): straight onto
+//! the run queue when the waker fires on the loop's own thread, else through
+//! the loop's locked inbox.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -75,7 +77,9 @@ impl Wake for TaskWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if !self.scheduled.swap(true, Ordering::AcqRel) {
+        if !self.scheduled.swap(true, Ordering::AcqRel)
+            && !IoLoop::try_wake_local(&self.shared, self.key, self.id)
+        {
             self.shared.push_woken(self.key, self.id);
         }
     }
@@ -305,4 +309,62 @@ pub(crate) fn task_waker(key: usize, id: u64, shared: &Arc<Shared>) -> Arc<TaskW
 /// The `Waker` for a task waker.
 pub(crate) fn waker_of(waker: &Arc<TaskWaker>) -> Waker {
     Waker::from(waker.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::{Cell, RefCell};
+    use std::future::poll_fn;
+    use std::rc::Rc;
+    use std::task::{Poll, Waker};
+    use std::time::Duration;
+
+    use crate::IoLoop;
+
+    #[test]
+    fn task_woken_repeatedly_on_its_own_thread_is_polled_once_more() {
+        let io_loop = IoLoop::new();
+        let polls = Rc::new(Cell::new(0));
+        let counted = polls.clone();
+        let task = io_loop.spawn(poll_fn(move |cx| {
+            counted.set(counted.get() + 1);
+            if counted.get() == 1 {
+                for _ in 0..3 {
+                    cx.waker().wake_by_ref();
+                }
+            }
+            Poll::<()>::Pending
+        }));
+        io_loop.run_sync(crate::sleep(Duration::from_millis(5)));
+        assert_eq!(polls.get(), 2, "three wakes, one poll");
+        task.abort();
+        io_loop.close();
+    }
+
+    #[test]
+    fn waker_fired_while_another_loop_is_current_still_reaches_its_loop() {
+        let other = IoLoop::new();
+        let io_loop = IoLoop::new();
+        let parked: Rc<RefCell<Option<Waker>>> = Rc::default();
+        let slot = parked.clone();
+        let task = io_loop.spawn(poll_fn(move |cx| {
+            if slot.borrow().is_some() {
+                return Poll::Ready(7);
+            }
+            *slot.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        }));
+        // First poll parks the waker; the loop then has nothing to do.
+        io_loop.run_sync(async {
+            while parked.borrow().is_none() {
+                crate::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        other.make_current();
+        parked.borrow().as_ref().unwrap().wake_by_ref();
+        let joined = io_loop.run_sync_timeout(task, Duration::from_secs(5));
+        assert_eq!(joined, Ok(Ok(7)), "woke its own loop");
+        io_loop.close();
+        other.close();
+    }
 }
