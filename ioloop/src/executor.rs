@@ -79,7 +79,9 @@ impl Drop for Owner {
 impl PoolInner {
     /// Locks the queue; jobs never run under the lock, so poisoning is moot.
     fn lock(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A worker's life: take jobs until shut down and drained.

@@ -70,7 +70,9 @@ impl Shared {
     /// Locks the inbox. A poisoned lock is still usable: the inbox is only ever
     /// pushed to or swapped, so no panic can leave it half-updated.
     pub(crate) fn lock(&self) -> MutexGuard<'_, Remote> {
-        self.remote.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.remote
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Queues a callback from any thread and wakes the loop if it sleeps.
@@ -207,7 +209,8 @@ mod tests {
 
     fn wake_events(poll: &mut Poll) -> usize {
         let mut events = Events::with_capacity(8);
-        poll.poll(&mut events, Some(Duration::from_millis(10))).unwrap();
+        poll.poll(&mut events, Some(Duration::from_millis(10)))
+            .unwrap();
         events.iter().count()
     }
 

@@ -42,7 +42,10 @@ impl fmt::Display for CloseReason {
                 write!(f, "the delimiter was not found within {max_bytes} bytes")
             }
             CloseReason::BufferFull { max_buffer_size } => {
-                write!(f, "the peer sent more than the {max_buffer_size}-byte read buffer holds")
+                write!(
+                    f,
+                    "the peer sent more than the {max_buffer_size}-byte read buffer holds"
+                )
             }
         }
     }
@@ -129,9 +132,14 @@ impl fmt::Display for StreamError {
                 write!(f, "the delimiter was not found within {max_bytes} bytes")
             }
             StreamError::BufferFull { max_buffer_size } => {
-                write!(f, "the peer sent more than the {max_buffer_size}-byte read buffer holds")
+                write!(
+                    f,
+                    "the peer sent more than the {max_buffer_size}-byte read buffer holds"
+                )
             }
-            StreamError::AlreadyReading => write!(f, "another read is already pending on this stream"),
+            StreamError::AlreadyReading => {
+                write!(f, "another read is already pending on this stream")
+            }
         }
     }
 }
@@ -160,7 +168,9 @@ impl From<StreamError> for io::Error {
                 CloseReason::Io(e) => e.kind(),
                 _ => io::ErrorKind::NotConnected,
             },
-            StreamError::UnsatisfiableRead { .. } | StreamError::BufferFull { .. } => io::ErrorKind::InvalidData,
+            StreamError::UnsatisfiableRead { .. } | StreamError::BufferFull { .. } => {
+                io::ErrorKind::InvalidData
+            }
             StreamError::AlreadyReading => io::ErrorKind::WouldBlock,
         };
         io::Error::new(kind, e.to_string())

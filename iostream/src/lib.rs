@@ -36,7 +36,10 @@ pub use error::{CloseReason, StreamClosed, StreamError};
 #[cfg(unix)]
 pub use process::{Subprocess, WaitForExit};
 pub use resolver::{OverrideKey, OverrideTarget, Resolver};
-pub use stream::{IoStream, StreamOptions, WriteBuf, WriteFuture, DEFAULT_MAX_BUFFER_SIZE, DEFAULT_READ_CHUNK_SIZE};
+pub use stream::{
+    IoStream, StreamOptions, WriteBuf, WriteFuture, DEFAULT_MAX_BUFFER_SIZE,
+    DEFAULT_READ_CHUNK_SIZE,
+};
 pub use tcpclient::{
     ConnectError, ConnectOptions, TcpClient, DEFAULT_CONNECT_TIMEOUT, HAPPY_EYEBALLS_DELAY,
 };

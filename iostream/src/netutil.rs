@@ -89,15 +89,20 @@ pub fn bind_sockets(
         }
     }
     if sockets.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::AddrNotAvailable, "no address to bind"));
+        return Err(io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            "no address to bind",
+        ));
     }
     Ok(sockets)
 }
 
 /// Whether `e` says the address family is not available on this host.
 fn is_family_unsupported(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::AddrNotAvailable | io::ErrorKind::Unsupported)
-        || e.raw_os_error() == Some(97) // EAFNOSUPPORT on Linux
+    matches!(
+        e.kind(),
+        io::ErrorKind::AddrNotAvailable | io::ErrorKind::Unsupported
+    ) || e.raw_os_error() == Some(97) // EAFNOSUPPORT on Linux
 }
 
 /// Binds and listens on one address.
@@ -158,7 +163,10 @@ mod tests {
     #[test]
     fn port_zero_picks_one_port_for_every_family() {
         let sockets = bind_sockets(0, None, Family::Any, DEFAULT_BACKLOG, false).unwrap();
-        let ports: Vec<u16> = sockets.iter().map(|s| s.local_addr().unwrap().port()).collect();
+        let ports: Vec<u16> = sockets
+            .iter()
+            .map(|s| s.local_addr().unwrap().port())
+            .collect();
         assert!(ports.iter().all(|&p| p != 0 && p == ports[0]), "{ports:?}");
     }
 
@@ -166,7 +174,8 @@ mod tests {
     fn family_filter() {
         let sockets = bind_sockets(0, Some("127.0.0.1"), Family::Ipv6, DEFAULT_BACKLOG, false);
         assert!(sockets.is_err(), "127.0.0.1 has no IPv6 address");
-        let sockets = bind_sockets(0, Some("127.0.0.1"), Family::Ipv4, DEFAULT_BACKLOG, false).unwrap();
+        let sockets =
+            bind_sockets(0, Some("127.0.0.1"), Family::Ipv4, DEFAULT_BACKLOG, false).unwrap();
         assert_eq!(sockets.len(), 1);
     }
 
@@ -193,7 +202,9 @@ mod tests {
         drop(listener);
         std::fs::write(dir.join("plain"), b"x").unwrap();
         assert_eq!(
-            bind_unix_socket(dir.join("plain"), 0o600, 1).unwrap_err().kind(),
+            bind_unix_socket(dir.join("plain"), 0o600, 1)
+                .unwrap_err()
+                .kind(),
             io::ErrorKind::AlreadyExists
         );
         std::fs::remove_dir_all(&dir).unwrap();

@@ -145,7 +145,11 @@ mod tests {
             push(&mut b, &[2; 100]);
         }
         assert_eq!(b.len(), 1000);
-        assert_eq!(b.capacity(), cap, "steady-state traffic must not grow the buffer");
+        assert_eq!(
+            b.capacity(),
+            cap,
+            "steady-state traffic must not grow the buffer"
+        );
     }
 
     #[test]

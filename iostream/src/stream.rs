@@ -220,7 +220,10 @@ impl IoStream {
     /// # Errors
     ///
     /// The error of registering the transport with the loop.
-    pub fn with_options(transport: impl Transport + 'static, options: StreamOptions) -> io::Result<IoStream> {
+    pub fn with_options(
+        transport: impl Transport + 'static,
+        options: StreamOptions,
+    ) -> io::Result<IoStream> {
         IoStream::from_boxed(Box::new(transport), options)
     }
 
@@ -229,7 +232,10 @@ impl IoStream {
     /// # Errors
     ///
     /// The error of registering the transport with the loop.
-    pub fn from_boxed(mut transport: Box<dyn Transport>, options: StreamOptions) -> io::Result<IoStream> {
+    pub fn from_boxed(
+        mut transport: Box<dyn Transport>,
+        options: StreamOptions,
+    ) -> io::Result<IoStream> {
         let io_loop = IoLoop::current();
         let state = Rc::new(RefCell::new(State {
             transport: None,
@@ -304,7 +310,10 @@ impl IoStream {
         poll_fn(|cx| {
             let mut s = self.state.borrow_mut();
             if let Some(reason) = &s.closed {
-                return Poll::Ready(Err(io::Error::new(io::ErrorKind::NotConnected, reason.to_string())));
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    reason.to_string(),
+                )));
             }
             if s.write_ready {
                 return Poll::Ready(Ok(()));
@@ -315,7 +324,10 @@ impl IoStream {
         .await?;
         let mut s = self.state.borrow_mut();
         let Some(transport) = s.transport.as_mut() else {
-            return Err(io::Error::new(io::ErrorKind::NotConnected, "the stream closed while connecting"));
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the stream closed while connecting",
+            ));
         };
         if let Some(e) = transport.take_error()? {
             // The caller gets the OS error itself; the close reason a copy.
@@ -367,7 +379,9 @@ impl IoStream {
                 Err(e) => {
                     let reason = match e.kind() {
                         io::ErrorKind::UnexpectedEof => CloseReason::Eof,
-                        io::ErrorKind::InvalidData | io::ErrorKind::Other => CloseReason::Tls(e.to_string()),
+                        io::ErrorKind::InvalidData | io::ErrorKind::Other => {
+                            CloseReason::Tls(e.to_string())
+                        }
                         _ => CloseReason::Io(e),
                     };
                     let wakeups = s.close_with(reason);
@@ -421,7 +435,11 @@ impl IoStream {
     /// [`StreamError::UnsatisfiableRead`] if `max_bytes` pass without the
     /// delimiter (the stream is closed); [`StreamError::Closed`] if the stream
     /// closes first; [`StreamError::BufferFull`]; [`StreamError::AlreadyReading`].
-    pub async fn read_until(&self, delimiter: &[u8], max_bytes: usize) -> Result<Vec<u8>, StreamError> {
+    pub async fn read_until(
+        &self,
+        delimiter: &[u8],
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, StreamError> {
         let finder = memmem::Finder::new(delimiter);
         self.read_with(|s| s.take_until(&finder, max_bytes)).await
     }
@@ -437,13 +455,11 @@ impl IoStream {
         regex: &regex::bytes::Regex,
         max_bytes: usize,
     ) -> Result<Vec<u8>, StreamError> {
-        self.read_with(|s| {
-            match regex.find(s.read_buf.data()) {
-                Some(m) if m.end() <= max_bytes => Some(Ok(s.read_buf.consume(m.end()))),
-                Some(_) => Some(Err(s.unsatisfiable(max_bytes))),
-                None if s.read_buf.len() > max_bytes => Some(Err(s.unsatisfiable(max_bytes))),
-                None => None,
-            }
+        self.read_with(|s| match regex.find(s.read_buf.data()) {
+            Some(m) if m.end() <= max_bytes => Some(Ok(s.read_buf.consume(m.end()))),
+            Some(_) => Some(Err(s.unsatisfiable(max_bytes))),
+            None if s.read_buf.len() > max_bytes => Some(Err(s.unsatisfiable(max_bytes))),
+            None => None,
         })
         .await
     }
@@ -566,7 +582,9 @@ impl State {
             if let Some(result) = check(self) {
                 let wakeups = match &result {
                     Err(StreamError::UnsatisfiableRead { max_bytes }) => {
-                        self.close_with(CloseReason::UnsatisfiableRead { max_bytes: *max_bytes })
+                        self.close_with(CloseReason::UnsatisfiableRead {
+                            max_bytes: *max_bytes,
+                        })
                     }
                     _ => Vec::new(),
                 };
@@ -575,16 +593,30 @@ impl State {
             }
             // Step 2. A closed stream cannot satisfy the read.
             if let Some(reason) = &self.closed {
-                return (Poll::Ready(Err(StreamClosed::new(reason.clone()).into())), Vec::new());
+                return (
+                    Poll::Ready(Err(StreamClosed::new(reason.clone()).into())),
+                    Vec::new(),
+                );
             }
             // Step 3. The buffer is full and still not enough: give up.
             let max = self.options.max_buffer_size;
             if self.read_buf.len() >= max {
-                let wakeups = self.close_with(CloseReason::BufferFull { max_buffer_size: max });
-                return (Poll::Ready(Err(StreamError::BufferFull { max_buffer_size: max })), wakeups);
+                let wakeups = self.close_with(CloseReason::BufferFull {
+                    max_buffer_size: max,
+                });
+                return (
+                    Poll::Ready(Err(StreamError::BufferFull {
+                        max_buffer_size: max,
+                    })),
+                    wakeups,
+                );
             }
             // Step 4. Read more if the transport is ready.
-            let ready = self.read_ready || self.transport.as_ref().is_some_and(|t| t.has_buffered_read());
+            let ready = self.read_ready
+                || self
+                    .transport
+                    .as_ref()
+                    .is_some_and(|t| t.has_buffered_read());
             if ready {
                 match self.fill() {
                     (Fill::Data, _) => continue,
@@ -622,7 +654,9 @@ impl State {
                     self.read_buf.commit(n);
                     return (Fill::Data, Vec::new());
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (Fill::WouldBlock, Vec::new()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return (Fill::WouldBlock, Vec::new())
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return (Fill::Closed, self.close_with(CloseReason::Io(e))),
             }
@@ -631,7 +665,11 @@ impl State {
 
     /// The `read_until` check: finds the delimiter, resuming where the last
     /// search stopped (so a slow trickle is searched once, not quadratically).
-    fn take_until(&mut self, finder: &memmem::Finder<'_>, max_bytes: usize) -> Option<Result<Vec<u8>, StreamError>> {
+    fn take_until(
+        &mut self,
+        finder: &memmem::Finder<'_>,
+        max_bytes: usize,
+    ) -> Option<Result<Vec<u8>, StreamError>> {
         let data = self.read_buf.data();
         let delimiter_len = finder.needle().len();
         let from = self.scan_from.min(data.len());
@@ -667,8 +705,9 @@ impl IoStream {
     /// `write(data)`.
     ///
     /// The bytes go out whether or not the future is awaited. Writes made
-    /// together (before the loop's next iteration) leave in one
-    /// `write_vectored` call.
+    /// together (before the loop's next iteration, or before one of them is
+    /// awaited, which sends the queue at once) leave in one `write_vectored`
+    /// call.
     pub fn write(&self, data: impl Into<WriteBuf>) -> WriteFuture {
         let data = data.into();
         let mut s = self.state.borrow_mut();
@@ -691,7 +730,11 @@ impl IoStream {
         }
         // On a closed stream nothing was queued: a target no count reaches
         // makes the future fail with the close reason instead of succeeding.
-        let target = if s.closed.is_some() { u64::MAX } else { s.queued_total };
+        let target = if s.closed.is_some() {
+            u64::MAX
+        } else {
+            s.queued_total
+        };
         WriteFuture {
             state: self.state.clone(),
             target,
@@ -722,7 +765,8 @@ impl State {
             // Step 2. One syscall for all of them.
             match transport.write_vectored(&slices) {
                 Ok(0) => {
-                    let e = io::Error::new(io::ErrorKind::WriteZero, "the transport accepted no bytes");
+                    let e =
+                        io::Error::new(io::ErrorKind::WriteZero, "the transport accepted no bytes");
                     wakeups.extend(self.close_with(CloseReason::Io(e)));
                 }
                 Ok(n) => self.advance_written(n),
@@ -795,8 +839,29 @@ impl Future for WriteFuture {
         if let Some(reason) = &s.closed {
             return Poll::Ready(Err(StreamClosed::new(reason.clone()).into()));
         }
+        // Awaiting a write sends what is queued now instead of on the loop's
+        // next iteration (which would cost an extra iteration and poll per
+        // write); writes queued before this await still go out together.
+        if s.write_ready {
+            let wakeups = s.flush();
+            let done = s.written_total >= self.target;
+            let closed = s.closed.clone();
+            drop(s);
+            wake_all(wakeups);
+            if done {
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(reason) = closed {
+                return Poll::Ready(Err(StreamClosed::new(reason).into()));
+            }
+            s = self.state.borrow_mut();
+        }
         let target = self.target;
-        if !s.write_wakers.iter().any(|(t, w)| *t == target && w.will_wake(cx.waker())) {
+        if !s
+            .write_wakers
+            .iter()
+            .any(|(t, w)| *t == target && w.will_wake(cx.waker()))
+        {
             s.write_wakers.push((target, cx.waker().clone()));
         }
         Poll::Pending
@@ -805,7 +870,9 @@ impl Future for WriteFuture {
 
 impl fmt::Debug for WriteFuture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WriteFuture").field("target", &self.target).finish()
+        f.debug_struct("WriteFuture")
+            .field("target", &self.target)
+            .finish()
     }
 }
 
@@ -869,7 +936,11 @@ impl IoStream {
 
     /// The ALPN protocol negotiated by TLS, if any.
     pub fn alpn_protocol(&self) -> Option<Vec<u8>> {
-        self.state.borrow().transport.as_ref().and_then(|t| t.alpn_protocol())
+        self.state
+            .borrow()
+            .transport
+            .as_ref()
+            .and_then(|t| t.alpn_protocol())
     }
 
     /// Bytes received and not yet read.

@@ -152,11 +152,16 @@ impl TcpServer {
             let mut socket = mio::net::TcpListener::from_std(socket);
             let index = self.inner.listeners.borrow().len();
             let weak = Rc::downgrade(&self.inner);
-            let id = self
-                .inner
-                .io_loop
-                .add_handler(&mut socket, Interest::READABLE, move |_| accept_batch(&weak, index))?;
-            self.inner.listeners.borrow_mut().push(Some(Listener { socket, id, local }));
+            let id =
+                self.inner
+                    .io_loop
+                    .add_handler(&mut socket, Interest::READABLE, move |_| {
+                        accept_batch(&weak, index)
+                    })?;
+            self.inner
+                .listeners
+                .borrow_mut()
+                .push(Some(Listener { socket, id, local }));
             addrs.push(local);
         }
         Ok(addrs)
@@ -164,15 +169,30 @@ impl TcpServer {
 
     /// The addresses being listened on.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.inner.listeners.borrow().iter().flatten().map(|l| l.local).collect()
+        self.inner
+            .listeners
+            .borrow()
+            .iter()
+            .flatten()
+            .map(|l| l.local)
+            .collect()
     }
 
     /// Stops listening: the sockets are closed; connections already accepted
     /// go on. Tornado: `stop()`.
     pub fn stop(&self) {
-        let listeners: Vec<Listener> = self.inner.listeners.borrow_mut().iter_mut().filter_map(Option::take).collect();
+        let listeners: Vec<Listener> = self
+            .inner
+            .listeners
+            .borrow_mut()
+            .iter_mut()
+            .filter_map(Option::take)
+            .collect();
         for mut listener in listeners {
-            let _ = self.inner.io_loop.remove_handler(listener.id, &mut listener.socket);
+            let _ = self
+                .inner
+                .io_loop
+                .remove_handler(listener.id, &mut listener.socket);
         }
     }
 }
@@ -193,34 +213,34 @@ fn accept_batch(weak: &Weak<ServerInner>, index: usize) {
             _ => return, // stopped
         };
         match accepted {
-            Ok((socket, peer)) => {
-                match IoStream::with_options(socket, server.options.get()) {
-                    Ok(stream) => match server.tls.borrow().clone() {
-                        None => drop(server.io_loop.spawn((server.handle_stream)(stream, peer))),
-                        Some(tls) => {
-                            let weak = weak.clone();
-                            drop(server.io_loop.spawn(async move {
-                                match with_timeout(TLS_HANDSHAKE_TIMEOUT, stream.start_tls_server(&tls)).await {
-                                    Ok(Ok(())) => {}
-                                    Ok(Err(e)) => {
-                                        log::debug!("TLS handshake with {peer} failed: {e}");
-                                        return;
-                                    }
-                                    Err(_) => {
-                                        log::debug!("TLS handshake with {peer} timed out");
-                                        stream.close_with_reason(CloseReason::Timeout);
-                                        return;
-                                    }
+            Ok((socket, peer)) => match IoStream::with_options(socket, server.options.get()) {
+                Ok(stream) => match server.tls.borrow().clone() {
+                    None => drop(server.io_loop.spawn((server.handle_stream)(stream, peer))),
+                    Some(tls) => {
+                        let weak = weak.clone();
+                        drop(server.io_loop.spawn(async move {
+                            match with_timeout(TLS_HANDSHAKE_TIMEOUT, stream.start_tls_server(&tls))
+                                .await
+                            {
+                                Ok(Ok(())) => {}
+                                Ok(Err(e)) => {
+                                    log::debug!("TLS handshake with {peer} failed: {e}");
+                                    return;
                                 }
-                                if let Some(server) = weak.upgrade() {
-                                    (server.handle_stream)(stream, peer).await;
+                                Err(_) => {
+                                    log::debug!("TLS handshake with {peer} timed out");
+                                    stream.close_with_reason(CloseReason::Timeout);
+                                    return;
                                 }
-                            }));
-                        }
-                    },
-                    Err(e) => log::warn!("cannot register connection from {peer}: {e}"),
-                }
-            }
+                            }
+                            if let Some(server) = weak.upgrade() {
+                                (server.handle_stream)(stream, peer).await;
+                            }
+                        }));
+                    }
+                },
+                Err(e) => log::warn!("cannot register connection from {peer}: {e}"),
+            },
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
             Err(e) if is_out_of_fds(&e) => {
                 // Spinning on EMFILE would burn a core: pause, log once, retry.
@@ -243,7 +263,9 @@ fn accept_batch(weak: &Weak<ServerInner>, index: usize) {
         }
     }
     let weak = weak.clone();
-    server.io_loop.add_callback(move || accept_batch(&weak, index));
+    server
+        .io_loop
+        .add_callback(move || accept_batch(&weak, index));
 }
 
 /// Whether `e` is EMFILE or ENFILE (out of file descriptors).

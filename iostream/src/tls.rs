@@ -19,7 +19,10 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, Connection, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use rustls::{
+    ClientConfig, ClientConnection, Connection, DigitallySignedStruct, RootCertStore, ServerConfig,
+    SignatureScheme,
+};
 
 use crate::error::StreamError;
 use crate::stream::IoStream;
@@ -40,17 +43,29 @@ fn tls_error(e: impl fmt::Display) -> io::Error {
 fn load_certs(pem: &[u8]) -> io::Result<Vec<CertificateDer<'static>>> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bad certificate PEM: {e}")))?;
+        .map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad certificate PEM: {e}"),
+            )
+        })?;
     if certs.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "no certificate in the PEM data"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "no certificate in the PEM data",
+        ));
     }
     Ok(certs)
 }
 
 /// Reads the first private key in a PEM file.
 fn load_key(pem: &[u8]) -> io::Result<PrivateKeyDer<'static>> {
-    PrivateKeyDer::from_pem_slice(pem)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bad private key PEM: {e}")))
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("bad private key PEM: {e}"),
+        )
+    })
 }
 
 /// Server-side TLS settings: a certificate chain and its key (Tornado's
@@ -68,7 +83,10 @@ impl TlsServerConfig {
     ///
     /// File errors; `InvalidData` for bad PEM or a key not matching the
     /// certificate.
-    pub fn from_pem_files(cert_path: impl AsRef<Path>, key_path: impl AsRef<Path>) -> io::Result<Self> {
+    pub fn from_pem_files(
+        cert_path: impl AsRef<Path>,
+        key_path: impl AsRef<Path>,
+    ) -> io::Result<Self> {
         let cert = std::fs::read(cert_path)?;
         let key = std::fs::read(key_path)?;
         TlsServerConfig::from_pem(&cert, &key)
@@ -100,7 +118,8 @@ impl TlsServerConfig {
     /// Sets the ALPN protocols offered, most preferred first (e.g.
     /// `b"http/1.1"`). Default is none.
     pub fn alpn(mut self, protocols: &[&[u8]]) -> Self {
-        Arc::make_mut(&mut self.config).alpn_protocols = protocols.iter().map(|p| p.to_vec()).collect();
+        Arc::make_mut(&mut self.config).alpn_protocols =
+            protocols.iter().map(|p| p.to_vec()).collect();
         self
     }
 
@@ -286,7 +305,12 @@ impl ServerCertVerifier for AcceptAnyCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -295,7 +319,12 @@ impl ServerCertVerifier for AcceptAnyCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -352,7 +381,12 @@ impl TlsTransport {
     fn write_records(&mut self) -> io::Result<()> {
         while self.conn.wants_write() {
             match self.conn.write_tls(&mut TransportIo(&mut *self.inner)) {
-                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "the socket accepted no bytes")),
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "the socket accepted no bytes",
+                    ))
+                }
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -418,7 +452,9 @@ impl Transport for TlsTransport {
             if self.conn.wants_write() {
                 match self.write_records() {
                     Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Handshake::WantWrite),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        return Ok(Handshake::WantWrite)
+                    }
                     Err(e) => return Err(e),
                 }
             }
@@ -450,11 +486,21 @@ impl Transport for TlsTransport {
 }
 
 impl Source for TlsTransport {
-    fn register(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
         self.inner.register(registry, token, interests)
     }
 
-    fn reregister(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
         self.inner.reregister(registry, token, interests)
     }
 
@@ -482,7 +528,8 @@ impl IoStream {
     /// (e.g. the peer spoke plain text); the stream is then closed. Errors of
     /// [`replace_transport`](IoStream::replace_transport).
     pub async fn start_tls_server(&self, config: &TlsServerConfig) -> Result<(), StreamError> {
-        let conn = rustls::ServerConnection::new(config.config.clone()).map_err(|e| self.fail_tls(e))?;
+        let conn =
+            rustls::ServerConnection::new(config.config.clone()).map_err(|e| self.fail_tls(e))?;
         self.replace_transport(|inner| Box::new(TlsTransport::new(inner, conn)))?;
         self.handshake().await
     }
@@ -495,9 +542,14 @@ impl IoStream {
     ///
     /// As [`start_tls_server`](IoStream::start_tls_server); an invalid name
     /// fails with reason `Tls` too.
-    pub async fn start_tls_client(&self, config: &TlsClientConfig, server_name: &str) -> Result<(), StreamError> {
+    pub async fn start_tls_client(
+        &self,
+        config: &TlsClientConfig,
+        server_name: &str,
+    ) -> Result<(), StreamError> {
         let name = ServerName::try_from(server_name.to_string()).map_err(|e| self.fail_tls(e))?;
-        let conn = ClientConnection::new(config.config.clone(), name).map_err(|e| self.fail_tls(e))?;
+        let conn =
+            ClientConnection::new(config.config.clone(), name).map_err(|e| self.fail_tls(e))?;
         self.replace_transport(|inner| Box::new(TlsTransport::new(inner, conn)))?;
         self.handshake().await
     }
@@ -505,6 +557,7 @@ impl IoStream {
     /// Closes the stream for a TLS setup error and returns the error.
     fn fail_tls(&self, e: impl fmt::Display) -> StreamError {
         self.close_with_reason(crate::error::CloseReason::Tls(e.to_string()));
-        self.error().map_or(StreamError::AlreadyReading, StreamError::Closed)
+        self.error()
+            .map_or(StreamError::AlreadyReading, StreamError::Closed)
     }
 }

@@ -179,7 +179,10 @@ impl Transport for mio::net::UnixStream {
 /// The error a pipe end gives for the direction it does not have.
 #[cfg(unix)]
 fn wrong_direction(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::Unsupported, format!("cannot {what} this end of a pipe"))
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("cannot {what} this end of a pipe"),
+    )
 }
 
 #[cfg(unix)]

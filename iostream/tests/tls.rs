@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use whirl_ioloop::IoLoop;
-use whirl_iostream::{CloseReason, IoStream, StreamError, TcpServer, TlsClientConfig, TlsServerConfig};
+use whirl_iostream::{
+    CloseReason, IoStream, StreamError, TcpServer, TlsClientConfig, TlsServerConfig,
+};
 
 /// A self-signed certificate for `localhost` / 127.0.0.1: (cert PEM, key PEM).
 fn self_signed() -> (String, String) {
@@ -29,7 +31,11 @@ fn tls_echo_server(config: TlsServerConfig) -> (TcpServer, SocketAddr) {
 }
 
 /// Connects and starts TLS as a client.
-async fn tls_connect(addr: SocketAddr, config: &TlsClientConfig, name: &str) -> Result<IoStream, StreamError> {
+async fn tls_connect(
+    addr: SocketAddr,
+    config: &TlsClientConfig,
+    name: &str,
+) -> Result<IoStream, StreamError> {
     let stream = IoStream::connect(addr).await.expect("tcp connect");
     stream.start_tls_client(config, name).await?;
     Ok(stream)
@@ -39,8 +45,12 @@ async fn tls_connect(addr: SocketAddr, config: &TlsClientConfig, name: &str) -> 
 fn round_trip_with_a_trusted_ca() {
     let io_loop = IoLoop::new();
     let (cert, key) = self_signed();
-    let (_server, addr) = tls_echo_server(TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap());
-    let client = TlsClientConfig::builder().ca_certs_pem(cert.as_bytes()).build().unwrap();
+    let (_server, addr) =
+        tls_echo_server(TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap());
+    let client = TlsClientConfig::builder()
+        .ca_certs_pem(cert.as_bytes())
+        .build()
+        .unwrap();
     let out = io_loop
         .run_sync_timeout(
             async move {
@@ -64,34 +74,58 @@ fn untrusted_certificate_is_rejected() {
     let io_loop = IoLoop::new();
     let (cert, key) = self_signed();
     let (other_ca, _) = self_signed();
-    let (_server, addr) = tls_echo_server(TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap());
-    let client = TlsClientConfig::builder().ca_certs_pem(other_ca.as_bytes()).build().unwrap();
+    let (_server, addr) =
+        tls_echo_server(TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap());
+    let client = TlsClientConfig::builder()
+        .ca_certs_pem(other_ca.as_bytes())
+        .build()
+        .unwrap();
     let err = io_loop
-        .run_sync_timeout(tls_connect(addr, &client, "localhost"), Duration::from_secs(20))
+        .run_sync_timeout(
+            tls_connect(addr, &client, "localhost"),
+            Duration::from_secs(20),
+        )
         .expect("timed out")
         .expect_err("an untrusted certificate must fail the handshake");
     let closed = err.as_closed().expect("closed");
-    assert!(matches!(closed.reason(), CloseReason::Tls(msg) if msg.contains("certificate")), "{err}");
+    assert!(
+        matches!(closed.reason(), CloseReason::Tls(msg) if msg.contains("certificate")),
+        "{err}"
+    );
 }
 
 #[test]
 fn wrong_name_is_rejected() {
     let io_loop = IoLoop::new();
     let (cert, key) = self_signed();
-    let (_server, addr) = tls_echo_server(TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap());
-    let client = TlsClientConfig::builder().ca_certs_pem(cert.as_bytes()).build().unwrap();
+    let (_server, addr) =
+        tls_echo_server(TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap());
+    let client = TlsClientConfig::builder()
+        .ca_certs_pem(cert.as_bytes())
+        .build()
+        .unwrap();
     let result = io_loop
-        .run_sync_timeout(tls_connect(addr, &client, "example.com"), Duration::from_secs(20))
+        .run_sync_timeout(
+            tls_connect(addr, &client, "example.com"),
+            Duration::from_secs(20),
+        )
         .expect("timed out");
-    assert!(result.is_err(), "a certificate for another name must be rejected");
+    assert!(
+        result.is_err(),
+        "a certificate for another name must be rejected"
+    );
 }
 
 #[test]
 fn validate_cert_false_accepts_any_certificate() {
     let io_loop = IoLoop::new();
     let (cert, key) = self_signed();
-    let (_server, addr) = tls_echo_server(TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap());
-    let client = TlsClientConfig::builder().validate_cert(false).build().unwrap();
+    let (_server, addr) =
+        tls_echo_server(TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap());
+    let client = TlsClientConfig::builder()
+        .validate_cert(false)
+        .build()
+        .unwrap();
     let echoed = io_loop
         .run_sync_timeout(
             async move {
@@ -109,7 +143,8 @@ fn validate_cert_false_accepts_any_certificate() {
 fn plain_text_on_a_tls_port_closes_only_that_connection() {
     let io_loop = IoLoop::new();
     let (cert, key) = self_signed();
-    let (_server, addr) = tls_echo_server(TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap());
+    let (_server, addr) =
+        tls_echo_server(TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap());
     // A plain HTTP client on a std thread: the server must close on it.
     let plain = std::thread::spawn(move || {
         let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -120,7 +155,10 @@ fn plain_text_on_a_tls_port_closes_only_that_connection() {
         let _ = s.read_to_end(&mut buf);
         buf
     });
-    let client = TlsClientConfig::builder().ca_certs_pem(cert.as_bytes()).build().unwrap();
+    let client = TlsClientConfig::builder()
+        .ca_certs_pem(cert.as_bytes())
+        .build()
+        .unwrap();
     let echoed = io_loop
         .run_sync_timeout(
             async move {
@@ -154,7 +192,10 @@ fn start_tls_upgrades_a_plain_connection() {
             stream.write("GO\n").await.unwrap();
             stream.start_tls_server(&config).await.unwrap();
             let secret = stream.read_until(b"\n", 64).await.unwrap();
-            stream.write([b"got ".as_slice(), &secret].concat()).await.unwrap();
+            stream
+                .write([b"got ".as_slice(), &secret].concat())
+                .await
+                .unwrap();
         }
     });
     let addr = server.listen(0, Some("127.0.0.1")).unwrap()[0];
@@ -183,7 +224,10 @@ fn start_tls_upgrades_a_plain_connection() {
 fn start_tls_refuses_with_unread_plain_bytes() {
     let io_loop = IoLoop::new();
     let (cert, _) = self_signed();
-    let client = TlsClientConfig::builder().ca_certs_pem(cert.as_bytes()).build().unwrap();
+    let client = TlsClientConfig::builder()
+        .ca_certs_pem(cert.as_bytes())
+        .build()
+        .unwrap();
     io_loop.run_sync(async move {
         let (a, b) = mio::net::UnixStream::pair().unwrap();
         let (a, b) = (IoStream::new(a).unwrap(), IoStream::new(b).unwrap());
@@ -216,7 +260,10 @@ fn alpn_is_negotiated() {
         .run_sync_timeout(
             async move {
                 let stream = tls_connect(addr, &client, "localhost").await.unwrap();
-                assert_eq!(stream.alpn_protocol().as_deref(), Some(b"http/1.1".as_slice()));
+                assert_eq!(
+                    stream.alpn_protocol().as_deref(),
+                    Some(b"http/1.1".as_slice())
+                );
                 stream.read_until(b"\n", 64).await.unwrap()
             },
             Duration::from_secs(20),
