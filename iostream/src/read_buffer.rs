@@ -79,6 +79,11 @@ impl ReadBuffer {
         n
     }
 
+    /// Drops the first `n` unread bytes (at most all of them).
+    pub(crate) fn discard(&mut self, n: usize) {
+        self.advance(n.min(self.len()));
+    }
+
     /// Drops the first `n` unread bytes.
     fn advance(&mut self, n: usize) {
         self.start += n;

@@ -527,6 +527,40 @@ impl IoStream {
         self.state.borrow().reading
     }
 
+    /// Reads with a parser over the read buffer, for protocol codecs (the HTTP
+    /// connection parses heads and chunked bodies this way, with no copy).
+    ///
+    /// `parse(buffered)` returns `Ok(Some((value, consumed)))` once the
+    /// buffered bytes hold what it needs (the stream then drops `consumed`
+    /// bytes), `Ok(None)` to wait for more bytes, or `Err(e)` to fail. It is
+    /// called again each time bytes arrive, with everything buffered so far.
+    ///
+    /// # Errors
+    ///
+    /// `parse`'s error; or, converted into `E`, [`StreamError::BufferFull`]
+    /// if the buffer fills before `parse` is satisfied,
+    /// [`StreamError::Closed`] if the stream closes first,
+    /// [`StreamError::AlreadyReading`].
+    pub async fn read_parsed<T, E: From<StreamError>>(
+        &self,
+        mut parse: impl FnMut(&[u8]) -> Result<Option<(T, usize)>, E>,
+    ) -> Result<T, E> {
+        let outcome = self
+            .read_with(|s| match parse(s.read_buf.data()) {
+                Ok(Some((value, consumed))) => {
+                    s.read_buf.discard(consumed);
+                    Some(Ok(Ok(value)))
+                }
+                Ok(None) => None,
+                Err(e) => Some(Ok(Err(e))),
+            })
+            .await;
+        match outcome {
+            Ok(result) => result,
+            Err(e) => Err(E::from(e)),
+        }
+    }
+
     /// Runs one read: `check` takes what it needs from the buffer (or fails);
     /// until it does, the transport is read as readiness allows.
     async fn read_with<T>(

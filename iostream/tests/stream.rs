@@ -888,3 +888,50 @@ fn a_unix_pair_carries_bytes_both_ways() {
         assert_eq!(e.unwrap(), b"");
     });
 }
+
+#[test]
+fn read_parsed_parses_from_the_buffer_and_drops_what_it_consumed() {
+    let io_loop = IoLoop::new();
+    let out = io_loop
+        .run_sync_timeout(
+            async {
+                let (a, b) = mio::net::UnixStream::pair().unwrap();
+                let (a, b) = (IoStream::new(a).unwrap(), IoStream::new(b).unwrap());
+                // A length-prefixed frame, trickled in two writes.
+                a.write(b"\x05hel".as_slice());
+                let reader = b.clone();
+                let parse = |buf: &[u8]| -> Result<Option<(Vec<u8>, usize)>, StreamError> {
+                    match buf.first() {
+                        Some(&n) if buf.len() > n as usize => {
+                            Ok(Some((buf[1..=n as usize].to_vec(), n as usize + 1)))
+                        }
+                        _ => Ok(None),
+                    }
+                };
+                let frame = whirl_ioloop::spawn(async move { reader.read_parsed(parse).await });
+                whirl_ioloop::sleep(Duration::from_millis(20)).await;
+                a.write(b"loEXTRA".as_slice());
+                let frame = frame.await.unwrap().unwrap();
+                let rest = b.read_bytes(5, false).await.unwrap();
+                // A parser error comes back as is and the stream stays open.
+                let err = b
+                    .read_parsed(|_| -> Result<Option<((), usize)>, io::Error> {
+                        Err(io::Error::other("nope"))
+                    })
+                    .await
+                    .unwrap_err();
+                (frame, rest, err.to_string(), b.closed())
+            },
+            Duration::from_secs(20),
+        )
+        .expect("timed out");
+    assert_eq!(
+        out,
+        (
+            b"hello".to_vec(),
+            b"EXTRA".to_vec(),
+            "nope".to_string(),
+            false
+        )
+    );
+}
