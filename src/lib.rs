@@ -5,6 +5,8 @@
 //!
 //! - [`ioloop`] — the event loop: fd handlers, timers, callbacks, tasks, a
 //!   thread pool, locks and queues (package `whirl-ioloop`).
+//! - [`iostream`] — buffered async streams over sockets and pipes, a TCP
+//!   server and client, TLS, subprocesses (package `whirl-iostream`).
 //!
 //! # Examples
 //!
@@ -17,3 +19,4 @@
 //! ```
 
 pub use whirl_ioloop as ioloop;
+pub use whirl_iostream as iostream;

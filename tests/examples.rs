@@ -71,30 +71,37 @@ impl Drop for KillOnDrop {
     }
 }
 
-#[test]
-fn fd_handler_echoes_a_large_payload() {
+/// Starts server example `name` with `--port 0` and returns it with the
+/// address from its `listening on SCHEME://ADDR` log line.
+fn start_server(name: &str, scheme: &str) -> (KillOnDrop, String) {
     let mut child = KillOnDrop(
-        Command::new(example("fd_handler"))
+        Command::new(example(name))
             .args(["--port", "0"])
             .env("RUST_LOG", "info")
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start fd_handler"),
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}")),
     );
     let stderr = child.0.stderr.take().expect("stderr");
     let mut lines = BufReader::new(stderr).lines();
+    let marker = format!("listening on {scheme}://");
     let addr = loop {
         let line = lines
             .next()
-            .expect("fd_handler exited early")
+            .unwrap_or_else(|| panic!("{name} exited early"))
             .expect("read stderr");
-        if let Some(at) = line.find("tcp://") {
-            break line[at + "tcp://".len()..].trim().to_string();
+        if let Some(at) = line.find(&marker) {
+            break line[at + marker.len()..].trim().to_string();
         }
     };
     // Keep draining the log so the server never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
+    (child, addr)
+}
 
+#[test]
+fn fd_handler_echoes_a_large_payload() {
+    let (_child, addr) = start_server("fd_handler", "tcp");
     let stream = TcpStream::connect(&addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -111,4 +118,54 @@ fn fd_handler_echoes_a_large_payload() {
     sender.join().unwrap();
     assert_eq!(echoed.len(), payload.len());
     assert!(echoed == payload, "echo differs");
+}
+
+#[test]
+fn echo_server_echoes_lines_and_drops_an_overlong_one() {
+    let (_child, addr) = start_server("echo_server", "tcp");
+    let stream = TcpStream::connect(&addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+
+    // One line at a time, then a burst of lines in one write, then a line
+    // split across several writes.
+    let mut echoed = String::new();
+    for line in ["hello\n", "\n", "tornado in rust\n"] {
+        writer.write_all(line.as_bytes()).unwrap();
+        echoed.clear();
+        reader.read_line(&mut echoed).expect("read echo");
+        assert_eq!(echoed, line);
+    }
+    let burst: String = (0..1000).map(|i| format!("line {i}\n")).collect();
+    writer.write_all(burst.as_bytes()).unwrap();
+    for i in 0..1000 {
+        echoed.clear();
+        reader.read_line(&mut echoed).expect("read echo");
+        assert_eq!(echoed, format!("line {i}\n"));
+    }
+    for piece in ["spl", "it ac", "ross writes\n"] {
+        writer.write_all(piece.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    echoed.clear();
+    reader.read_line(&mut echoed).expect("read echo");
+    assert_eq!(echoed, "split across writes\n");
+
+    // A line past --max-line (64 KiB) closes this connection only.
+    let _ = writer.write_all(&vec![b'x'; 100 * 1024]); // may meet the reset
+    let mut rest = Vec::new();
+    let _ = reader.read_to_end(&mut rest); // EOF, or a reset for unread bytes
+    assert!(rest.is_empty(), "nothing is echoed from an overlong line");
+    let again = TcpStream::connect(&addr).expect("reconnect");
+    again
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut again = BufReader::new(again);
+    again.get_mut().write_all(b"still here\n").unwrap();
+    echoed.clear();
+    again.read_line(&mut echoed).expect("read echo");
+    assert_eq!(echoed, "still here\n");
 }
