@@ -73,10 +73,11 @@ impl Drop for KillOnDrop {
 
 /// Starts server example `name` with `--port 0` and returns it with the
 /// address from its `listening on SCHEME://ADDR` log line.
-fn start_server(name: &str, scheme: &str) -> (KillOnDrop, String) {
+fn start_server(name: &str, scheme: &str, extra_args: &[&str]) -> (KillOnDrop, String) {
     let mut child = KillOnDrop(
         Command::new(example(name))
             .args(["--port", "0"])
+            .args(extra_args)
             .env("RUST_LOG", "info")
             .stderr(Stdio::piped())
             .spawn()
@@ -101,7 +102,7 @@ fn start_server(name: &str, scheme: &str) -> (KillOnDrop, String) {
 
 #[test]
 fn fd_handler_echoes_a_large_payload() {
-    let (_child, addr) = start_server("fd_handler", "tcp");
+    let (_child, addr) = start_server("fd_handler", "tcp", &[]);
     let stream = TcpStream::connect(&addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -122,7 +123,7 @@ fn fd_handler_echoes_a_large_payload() {
 
 #[test]
 fn echo_server_echoes_lines_and_drops_an_overlong_one() {
-    let (_child, addr) = start_server("echo_server", "tcp");
+    let (_child, addr) = start_server("echo_server", "tcp", &[]);
     let stream = TcpStream::connect(&addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -168,4 +169,36 @@ fn echo_server_echoes_lines_and_drops_an_overlong_one() {
     echoed.clear();
     again.read_line(&mut echoed).expect("read echo");
     assert_eq!(echoed, "still here\n");
+}
+
+#[test]
+fn tls_echo_serves_lines_over_tls_with_its_own_certificate() {
+    use whirl::ioloop::IoLoop;
+    use whirl::iostream::{IoStream, TlsClientConfig};
+
+    let cert_path = std::env::temp_dir().join(format!("whirl-tls-echo-{}.pem", std::process::id()));
+    let cert_arg = cert_path.to_str().expect("utf-8 temp path").to_string();
+    let (_server, addr) = start_server("tls_echo", "tls", &["--cert-out", &cert_arg]);
+    let pem = std::fs::read(&cert_path).expect("the example saved its certificate");
+    std::fs::remove_file(&cert_path).ok();
+    let client = TlsClientConfig::builder()
+        .ca_certs_pem(&pem)
+        .build()
+        .expect("client config");
+    let addr: std::net::SocketAddr = addr.parse().expect("address");
+    let echoed = IoLoop::new()
+        .run_sync_timeout(
+            async move {
+                let stream = IoStream::connect(addr).await.expect("connect");
+                stream
+                    .start_tls_client(&client, "localhost")
+                    .await
+                    .expect("handshake");
+                stream.write("over tls\n");
+                stream.read_until(b"\n", 1024).await.expect("echo")
+            },
+            Duration::from_secs(30),
+        )
+        .expect("timed out");
+    assert_eq!(echoed, b"over tls\n");
 }
