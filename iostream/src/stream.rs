@@ -990,7 +990,16 @@ impl State {
         if self.closed.is_some() {
             return Vec::new();
         }
+        let peer_finished = matches!(reason, CloseReason::Eof);
         self.closed = Some(Rc::new(reason));
+        // The peer only stopped sending (it may be half-closed and still
+        // reading): give queued writes one last chance to reach the kernel
+        // rather than drop an answer already written.
+        let mut wakeups: Wakeups = Vec::new();
+        if peer_finished && !self.write_queue.is_empty() {
+            self.write_ready = true;
+            wakeups = self.flush();
+        }
         self.unregister();
         self.transport = None; // closes the socket
         self.write_queue.clear();
@@ -998,7 +1007,7 @@ impl State {
         if let Some(callback) = self.close_callback.take() {
             self.io_loop.add_callback(callback);
         }
-        let mut wakeups: Wakeups = self.write_wakers.drain(..).map(|(_, w)| w).collect();
+        wakeups.extend(self.write_wakers.drain(..).map(|(_, w)| w));
         wakeups.extend(self.read_waker.take());
         wakeups.append(&mut self.io_wakers);
         wakeups

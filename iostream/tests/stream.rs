@@ -935,3 +935,33 @@ fn read_parsed_parses_from_the_buffer_and_drops_what_it_consumed() {
         )
     );
 }
+
+#[test]
+fn writes_queued_when_the_peer_half_closes_still_reach_it() {
+    let io_loop = IoLoop::new();
+    let got = io_loop
+        .run_sync_timeout(
+            async {
+                let (server, client) = std_tcp_pair();
+                let server = into_stream(server, StreamOptions::default());
+                let mut client = client;
+                client.write_all(b"question\n").unwrap();
+                client.shutdown(std::net::Shutdown::Write).unwrap();
+                let line = server.read_until(b"\n", 64).await.unwrap();
+                // Answer, then read again at once: the read sees EOF while
+                // the answer is still queued.
+                server.write([b"answer to ".as_slice(), &line].concat());
+                let eof = server.read_bytes(1, false).await;
+                assert!(eof.is_err());
+                let reader = thread::spawn(move || {
+                    let mut buf = Vec::new();
+                    client.read_to_end(&mut buf).unwrap();
+                    buf
+                });
+                join(reader).await
+            },
+            Duration::from_secs(20),
+        )
+        .expect("timed out");
+    assert_eq!(got, b"answer to question\n");
+}
