@@ -7,6 +7,8 @@
 //!   thread pool, locks and queues (package `whirl-ioloop`).
 //! - [`iostream`] — buffered async streams over sockets and pipes, a TCP
 //!   server and client, TLS, subprocesses (package `whirl-iostream`).
+//! - [`httpserver`] — the HTTP/1.1 server: `HttpServer`, `Http1Connection`,
+//!   and `httputil` (package `whirl-httpserver`).
 //!
 //! # Examples
 //!
@@ -18,5 +20,6 @@
 //! io_loop.run_sync(sleep(Duration::from_millis(1)));
 //! ```
 
+pub use whirl_httpserver as httpserver;
 pub use whirl_ioloop as ioloop;
 pub use whirl_iostream as iostream;

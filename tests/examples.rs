@@ -202,3 +202,32 @@ fn tls_echo_serves_lines_over_tls_with_its_own_certificate() {
         .expect("timed out");
     assert_eq!(echoed, b"over tls\n");
 }
+
+#[test]
+fn hello_httpserver_answers_every_request_and_refuses_garbage() {
+    let (_server, addr) = start_server("hello_httpserver", "http", &[]);
+    let exchange = |request: &[u8]| {
+        let mut stream = TcpStream::connect(&addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(request).unwrap();
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut reply = Vec::new();
+        let _ = stream.read_to_end(&mut reply);
+        String::from_utf8_lossy(&reply).into_owned()
+    };
+    let ok =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\nHello, world";
+    // Any method, any path, any body; pipelined requests in order.
+    let two = exchange(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc");
+    assert_eq!(two, format!("{ok}{ok}"));
+    // HEAD: the same head, no body.
+    let head = exchange(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(head, ok.trim_end_matches("Hello, world"));
+    // Garbage: a bare 400 and the connection closes.
+    assert_eq!(
+        exchange(b"asdf\r\n\r\n"),
+        "HTTP/1.1 400 Bad Request\r\n\r\n"
+    );
+}

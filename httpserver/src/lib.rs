@@ -1,14 +1,27 @@
 //! whirl's HTTP/1.1 layer (work in progress: the pure codec).
 mod body;
+mod connection;
+mod delegate;
+mod framing;
 mod head;
 mod headers;
 mod httputil;
 mod request;
+mod server;
 mod start_line;
 
 pub use body::{
     BodyError, ChunkHead, Decoded, Decoder, Encoder, Framing, MAX_CHUNK_EXTENSION, MAX_TRAILERS,
     MAX_TRAILER_SIZE,
+};
+pub use connection::{
+    Http1Connection, Http1ConnectionParams, HttpOutputError, DEFAULT_BODY_TIMEOUT,
+    DEFAULT_CHUNK_SIZE, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_CONNECTION_TIMEOUT,
+    DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_REQUESTS, WRITE_HIGH_WATER,
+};
+pub use delegate::{Flow, HttpMessageDelegate, HttpServerConnectionDelegate, StartLine};
+pub use framing::{
+    content_length, request_framing, response_has_no_body, wants_keep_alive, FramingError,
 };
 pub use head::{
     parse_request_head, parse_response_head, HeadLimits, ParseError, RequestHead, ResponseHead,
@@ -21,4 +34,5 @@ pub use httputil::{
     DEFAULT_MAX_PARTS, DEFAULT_MAX_PART_HEADER_SIZE,
 };
 pub use request::{HttpServerRequest, RequestError};
+pub use server::HttpServer;
 pub use start_line::{reason_phrase, RequestStartLine, ResponseStartLine, Version};

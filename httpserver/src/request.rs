@@ -309,7 +309,7 @@ impl fmt::Debug for HttpServerRequest {
 
 /// Checks a host as Tornado does: RFC 3986 host characters (brackets and
 /// colons anywhere) with `%XX` escapes, then no comma.
-fn check_host(host: &str) -> Result<(), RequestError> {
+pub(crate) fn check_host(host: &str) -> Result<(), RequestError> {
     let bytes = host.as_bytes();
     let mut i = 0;
     while i < bytes.len() {

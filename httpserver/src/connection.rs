@@ -1,0 +1,688 @@
+//! [`Http1Connection`]: one HTTP/1.x connection over an [`IoStream`] —
+//! Tornado's `HTTP1Connection`, server role.
+//!
+//! The read side is one task ([`Http1Connection::serve`]) that reads a
+//! request head, hands it to a message delegate, streams the body to it, and
+//! waits for the response before reading the next request (so pipelined
+//! requests are answered in order). The write side is called by whoever
+//! answers: [`write_headers`](Http1Connection::write_headers),
+//! [`write`](Http1Connection::write), [`finish`](Http1Connection::finish).
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use whirl_ioloop::locks::Event;
+use whirl_ioloop::with_timeout;
+use whirl_iostream::{CloseReason, IoStream, StreamError, WriteFuture};
+
+use crate::body::{BodyError, Decoder, Encoder, Framing};
+use crate::delegate::{HttpMessageDelegate, HttpServerConnectionDelegate, StartLine};
+use crate::framing::{content_length, request_framing, response_has_no_body, wants_keep_alive};
+use crate::head::{parse_request_head, HeadLimits, ParseError};
+use crate::headers::HttpHeaders;
+use crate::start_line::{reason_phrase, ResponseStartLine, Version};
+
+/// Default body piece handed to `data_received`: 64 KiB (Tornado's `chunk_size`).
+pub const DEFAULT_CHUNK_SIZE: usize = 64 * 1024;
+/// Default most body bytes: 100 MiB → 413 (Tornado's `max_body_size`).
+pub const DEFAULT_MAX_BODY_SIZE: u64 = 100 * 1024 * 1024;
+/// Default deadline for a whole request head, from the first byte waited for:
+/// 30 s (hyper's; Tornado's 3600 s lets slowloris win).
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default wait for the next request on a keep-alive connection: 75 s.
+pub const DEFAULT_IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(75);
+/// Default longest silence inside a request body: 60 s.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default most requests served on one connection: 1,000.
+pub const DEFAULT_MAX_REQUESTS: usize = 1000;
+/// Output queued for a connection above which it reads no further request
+/// until the client has read: 1 MiB.
+pub const WRITE_HIGH_WATER: usize = 1024 * 1024;
+
+/// Settings of a connection; Tornado's `HTTP1ConnectionParameters`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Http1ConnectionParams {
+    /// Close after every response. Default is `false`.
+    pub no_keep_alive: bool,
+    /// Most bytes per `data_received` call. Default is 64 KiB.
+    pub chunk_size: usize,
+    /// Limits of the request head. Default is [`HeadLimits::default`].
+    pub head_limits: HeadLimits,
+    /// Most body bytes (413 past it). Default is 100 MiB.
+    pub max_body_size: u64,
+    /// Deadline for a request head. Default is 30 s.
+    pub header_timeout: Duration,
+    /// Wait for the next request on a kept-alive connection. Default is 75 s.
+    pub idle_connection_timeout: Duration,
+    /// Longest silence inside a body. Default is 60 s.
+    pub body_timeout: Duration,
+    /// Most requests on one connection. Default is 1,000.
+    pub max_requests: usize,
+}
+
+impl Default for Http1ConnectionParams {
+    fn default() -> Self {
+        Http1ConnectionParams {
+            no_keep_alive: false,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            head_limits: HeadLimits::default(),
+            max_body_size: DEFAULT_MAX_BODY_SIZE,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            idle_connection_timeout: DEFAULT_IDLE_CONNECTION_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            max_requests: DEFAULT_MAX_REQUESTS,
+        }
+    }
+}
+
+/// Why writing a response failed.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum HttpOutputError {
+    /// `write_headers` was already called for this response.
+    HeadersAlreadyWritten,
+    /// `write` or `finish` before `write_headers`.
+    HeadersNotWritten,
+    /// The response headers hold an invalid `Content-Length`.
+    InvalidContentLength,
+    /// More or fewer bytes than the declared `Content-Length`; the connection
+    /// was aborted rather than send mis-framed bytes.
+    Framing(BodyError),
+    /// The connection is closed.
+    Closed(StreamError),
+}
+
+impl fmt::Display for HttpOutputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpOutputError::HeadersAlreadyWritten => {
+                f.write_str("the response headers were already written")
+            }
+            HttpOutputError::HeadersNotWritten => {
+                f.write_str("the response headers were not written yet")
+            }
+            HttpOutputError::InvalidContentLength => {
+                f.write_str("the response Content-Length is invalid")
+            }
+            HttpOutputError::Framing(e) => write!(f, "the connection was aborted: {e}"),
+            HttpOutputError::Closed(e) => write!(f, "the connection is closed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for HttpOutputError {}
+
+/// Where the response to the current request stands.
+#[derive(Debug)]
+struct Response {
+    /// The request's method (HEAD responses carry no body).
+    method: String,
+    /// The request's version (decides chunked vs close-delimited).
+    version: Version,
+    /// Whether the client and our settings allow keeping the connection.
+    keep_alive: bool,
+    /// The body framing, once headers were written.
+    encoder: Option<Encoder>,
+    /// Whether the response carries no body (HEAD, 1xx, 204, 304): writes
+    /// are dropped.
+    no_body: bool,
+    /// Whether `finish` was called.
+    finished: bool,
+    /// Whether the connection closes after this response.
+    close_after: bool,
+    /// The request target (for the access log).
+    target: String,
+    /// The response status (for the access log).
+    code: u16,
+    /// When the request head was parsed.
+    started: Instant,
+}
+
+impl Response {
+    /// The state before any request.
+    fn idle() -> Response {
+        Response {
+            method: String::new(),
+            version: Version::Http11,
+            keep_alive: false,
+            encoder: None,
+            no_body: false,
+            finished: false,
+            close_after: false,
+            target: String::new(),
+            code: 0,
+            started: Instant::now(),
+        }
+    }
+}
+
+/// State shared by the read task and the responders.
+struct Inner {
+    /// The connection's stream.
+    stream: IoStream,
+    /// Settings.
+    params: Http1ConnectionParams,
+    /// The current response.
+    response: RefCell<Response>,
+    /// Set when the current response finished (or the stream closed).
+    response_done: Event,
+    /// Set once the stream closed.
+    closed: Event,
+    /// True from a request's head until its response finished.
+    in_request: Cell<bool>,
+    /// True once asked to close after the request in flight.
+    closing: Cell<bool>,
+    /// The client's address, when known.
+    remote_addr: Option<SocketAddr>,
+    /// Whether the connection is TLS (requests say `https`).
+    secure: bool,
+}
+
+/// One HTTP/1.x server connection; a cheap handle (clones share it).
+///
+/// Tornado: `HTTP1Connection` (server side). Use [`Http1Connection::serve`]
+/// to run it; message delegates answer through `write_headers`, `write` and
+/// `finish`.
+#[derive(Clone)]
+pub struct Http1Connection {
+    /// Shared state.
+    inner: Rc<Inner>,
+}
+
+/// An error while reading a request.
+enum ReadError {
+    /// A malformed or oversized head.
+    Head(ParseError),
+    /// A malformed or oversized body.
+    Body(BodyError),
+    /// The stream failed or closed.
+    Stream(StreamError),
+}
+
+impl From<StreamError> for ReadError {
+    fn from(e: StreamError) -> Self {
+        ReadError::Stream(e)
+    }
+}
+
+impl Http1Connection {
+    /// A connection over `stream` (not yet serving), from the client at
+    /// `remote_addr` (when known), over TLS if `secure`.
+    pub fn new(
+        stream: IoStream,
+        params: Http1ConnectionParams,
+        remote_addr: Option<SocketAddr>,
+        secure: bool,
+    ) -> Http1Connection {
+        let (response_done, closed) = (Event::new(), Event::new());
+        let (on_close_done, on_close_closed) = (response_done.clone(), closed.clone());
+        stream.set_close_callback(move || {
+            on_close_done.set();
+            on_close_closed.set();
+        });
+        Http1Connection {
+            inner: Rc::new(Inner {
+                stream,
+                params,
+                response: RefCell::new(Response::idle()),
+                response_done,
+                closed,
+                in_request: Cell::new(false),
+                closing: Cell::new(false),
+                remote_addr,
+                secure,
+            }),
+        }
+    }
+
+    /// The client's address, when known.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.inner.remote_addr
+    }
+
+    /// Whether the connection is TLS.
+    pub fn is_secure(&self) -> bool {
+        self.inner.secure
+    }
+
+    /// Whether `other` is a handle to the same connection.
+    pub fn same_as(&self, other: &Http1Connection) -> bool {
+        Rc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Closes the connection once the request in flight (if any) has been
+    /// answered, and waits until it is closed. Used for graceful shutdown.
+    pub async fn close_when_idle(&self) {
+        self.inner.closing.set(true);
+        if !self.inner.in_request.get() {
+            self.close_when_flushed().await;
+        }
+        self.inner.closed.wait().await;
+    }
+
+    /// The underlying stream.
+    pub fn stream(&self) -> &IoStream {
+        &self.inner.stream
+    }
+
+    /// The connection's settings.
+    pub fn params(&self) -> &Http1ConnectionParams {
+        &self.inner.params
+    }
+
+    /// Serves requests until the connection closes: for each, a message
+    /// delegate from `delegate`, the head, the body in `chunk_size` pieces,
+    /// then the response awaited before the next request.
+    ///
+    /// Malformed requests are answered with a bare status (400, 413, 414, 431,
+    /// 501, 505) and the connection is closed; timeouts close it silently.
+    pub async fn serve(self, delegate: Rc<dyn HttpServerConnectionDelegate>) {
+        let mut served = 0usize;
+        while self.serve_one(&*delegate, served).await {
+            served += 1;
+        }
+        delegate.on_close(&self);
+        self.close_when_flushed().await;
+    }
+
+    /// Serves one request; returns whether to go on with another.
+    async fn serve_one(&self, delegate: &dyn HttpServerConnectionDelegate, served: usize) -> bool {
+        let params = self.inner.params;
+        let stream = &self.inner.stream;
+
+        // Step 1. Wait for the next request (kept-alive connections only),
+        // first letting a client that does not read catch up.
+        if self.inner.closing.get() {
+            return false;
+        }
+        if served > 0 {
+            if stream.writing() && self.pending_output() > WRITE_HIGH_WATER {
+                let _ = stream.write(Vec::new()).await;
+            }
+            let first_byte = stream.read_parsed(|buf| -> Result<_, StreamError> {
+                Ok((!buf.is_empty()).then_some(((), 0)))
+            });
+            if !matches!(
+                with_timeout(params.idle_connection_timeout, first_byte).await,
+                Ok(Ok(()))
+            ) {
+                return false;
+            }
+        }
+
+        // Step 2. The head, under one deadline that trickled bytes never reset.
+        let limits = params.head_limits;
+        let read_head =
+            stream.read_parsed(|buf| parse_request_head(buf, &limits).map_err(ReadError::Head));
+        let head = match with_timeout(params.header_timeout, read_head).await {
+            Err(_) => {
+                log::debug!("closing a connection that sent no complete head in time");
+                return false;
+            }
+            Ok(Err(ReadError::Head(e))) => {
+                log::debug!("malformed request: {e}");
+                self.refuse(e.status()).await;
+                return false;
+            }
+            Ok(Err(_)) => return false,
+            Ok(Ok(head)) => head,
+        };
+
+        // Step 3. Framing: refuse every ambiguity before reading any body.
+        let framing = match request_framing(&head.headers, params.max_body_size) {
+            Ok(framing) => framing,
+            Err(e) => {
+                log::debug!("refusing request framing: {e}");
+                self.refuse(e.status()).await;
+                return false;
+            }
+        };
+        if let Some(status) = host_error(&head) {
+            self.refuse(status).await;
+            return false;
+        }
+
+        // Step 4. Start the message.
+        {
+            let mut response = self.inner.response.borrow_mut();
+            *response = Response::idle();
+            response.method = head.start_line.method.clone();
+            response.target = head.start_line.target.clone();
+            response.version = head.start_line.version;
+            response.keep_alive = !params.no_keep_alive
+                && served + 1 < params.max_requests
+                && wants_keep_alive(&head.start_line, &head.headers);
+        }
+        self.inner.response_done.clear();
+        self.inner.in_request.set(true);
+        let mut message = delegate.start_request(self);
+        let expect_continue = head.start_line.version == Version::Http11
+            && framing != Framing::Empty
+            && head
+                .headers
+                .get("Expect")
+                .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+        let start_line = StartLine::Request(head.start_line);
+        if let Some(flow) = message.headers_received(&start_line, &head.headers) {
+            flow.await;
+        }
+        if expect_continue && self.inner.response.borrow().encoder.is_none() {
+            stream.write("HTTP/1.1 100 (Continue)\r\n\r\n");
+        }
+
+        // Step 5. The body, piece by piece.
+        match self.read_body(framing, &mut *message).await {
+            Ok(()) => message.finish(),
+            Err(e) => {
+                match e {
+                    ReadError::Body(e) => {
+                        log::debug!("malformed request body: {e}");
+                        if self.inner.response.borrow().encoder.is_none() {
+                            self.refuse(e.status()).await;
+                        }
+                    }
+                    ReadError::Stream(e) if e.as_closed().is_none() => {
+                        log::debug!("request body not read: {e}");
+                    }
+                    _ => {}
+                }
+                stream.close();
+                message.on_connection_close();
+                return false;
+            }
+        }
+
+        // Step 6. Wait for the response (or the connection closing).
+        self.inner.response_done.wait().await;
+        self.inner.in_request.set(false);
+        let response = self.inner.response.borrow();
+        !stream.closed()
+            && !self.inner.closing.get()
+            && response.finished
+            && response.keep_alive
+            && !response.close_after
+    }
+
+    /// Reads the body, handing it to `message` in `chunk_size` pieces.
+    async fn read_body(
+        &self,
+        framing: Framing,
+        message: &mut dyn HttpMessageDelegate,
+    ) -> Result<(), ReadError> {
+        let params = self.inner.params;
+        let mut decoder = Decoder::new(framing, params.max_body_size);
+        while !decoder.is_done() {
+            let piece = self
+                .inner
+                .stream
+                .read_parsed(|buf| -> Result<_, ReadError> {
+                    let window = &buf[..buf.len().min(params.chunk_size)];
+                    let step = decoder.decode(window).map_err(ReadError::Body)?;
+                    if step.consumed == 0 && !step.done {
+                        return Ok(None);
+                    }
+                    Ok(Some((window[step.data].to_vec(), step.consumed)))
+                });
+            let piece = match with_timeout(params.body_timeout, piece).await {
+                Ok(result) => result?,
+                Err(_) => {
+                    log::debug!("timeout reading a request body");
+                    self.inner.stream.close_with_reason(CloseReason::Timeout);
+                    return Err(ReadError::Stream(StreamError::Closed(
+                        self.inner.stream.error().expect("just closed"),
+                    )));
+                }
+            };
+            if !piece.is_empty() {
+                if let Some(flow) = message.data_received(piece) {
+                    flow.await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers with a bare status line and closes once it is sent (Tornado's
+    /// `HTTP/1.1 400 Bad Request\r\n\r\n`).
+    async fn refuse(&self, status: u16) {
+        let line = format!("HTTP/1.1 {status} {}\r\n\r\n", reason_phrase(status));
+        let _ = self.inner.stream.write(line).await;
+        self.inner.stream.close();
+    }
+
+    /// Bytes queued on the stream and not yet sent (approximated by
+    /// whether a write is pending).
+    fn pending_output(&self) -> usize {
+        if self.inner.stream.writing() {
+            WRITE_HIGH_WATER + 1
+        } else {
+            0
+        }
+    }
+
+    /// Waits for queued output to reach the kernel, then closes.
+    async fn close_when_flushed(&self) {
+        if !self.inner.stream.closed() {
+            let _ = self.inner.stream.write(Vec::new()).await;
+            self.inner.stream.close();
+        }
+    }
+
+    // ----- the responder's side ----------------------------------------------
+
+    /// Writes the response head. Tornado: `HTTP1Connection.write_headers`.
+    ///
+    /// Framing follows from the headers: a `Content-Length` is honoured
+    /// exactly; without one, an HTTP/1.1 response is sent chunked (the header
+    /// is added) and an HTTP/1.0 one is delimited by closing the connection.
+    /// HEAD, 1xx, 204 and 304 responses carry no body (later writes are
+    /// dropped). `Connection: close` or `Keep-Alive` is added as needed.
+    ///
+    /// # Errors
+    ///
+    /// [`HttpOutputError::HeadersAlreadyWritten`],
+    /// [`HttpOutputError::InvalidContentLength`], or `Closed`.
+    pub fn write_headers(
+        &self,
+        start_line: &ResponseStartLine,
+        headers: &HttpHeaders,
+    ) -> Result<WriteFuture, HttpOutputError> {
+        let mut response = self.inner.response.borrow_mut();
+        if response.encoder.is_some() {
+            return Err(HttpOutputError::HeadersAlreadyWritten);
+        }
+        if let Some(e) = self.inner.stream.error() {
+            return Err(HttpOutputError::Closed(StreamError::Closed(e)));
+        }
+        let code = start_line.code;
+        response.code = code;
+        let no_body = response_has_no_body(code, &response.method);
+        let declared =
+            content_length(headers).map_err(|_| HttpOutputError::InvalidContentLength)?;
+        let mut add_chunked = false;
+        let framing = if no_body {
+            Framing::Empty
+        } else if let Some(length) = declared {
+            Framing::Length(length)
+        } else if headers
+            .get("Transfer-Encoding")
+            .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
+        {
+            Framing::Chunked
+        } else if response.version == Version::Http11 {
+            add_chunked = true;
+            Framing::Chunked
+        } else {
+            Framing::CloseDelimited
+        };
+        let says_close = headers
+            .get_all("Connection")
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
+        let keep_alive = response.keep_alive && framing != Framing::CloseDelimited && !says_close;
+        response.close_after = !keep_alive;
+        response.no_body = no_body;
+        response.encoder = Some(Encoder::new(framing));
+
+        // Step 1. The status line and the caller's headers, in one buffer.
+        let mut head = Vec::with_capacity(128 + headers.len() * 32);
+        head.extend_from_slice(b"HTTP/1.1 ");
+        head.extend_from_slice(code.to_string().as_bytes());
+        head.push(b' ');
+        let reason = if start_line.reason.is_empty() {
+            reason_phrase(code)
+        } else {
+            &start_line.reason
+        };
+        head.extend_from_slice(reason.as_bytes());
+        head.extend_from_slice(b"\r\n");
+        for (name, value) in headers.iter() {
+            head.extend_from_slice(name.as_bytes());
+            head.extend_from_slice(b": ");
+            // Latin-1 back to bytes, one byte per char.
+            head.extend(value.chars().map(|c| c as u32 as u8));
+            head.extend_from_slice(b"\r\n");
+        }
+        // Step 2. What the connection itself must say.
+        if add_chunked {
+            head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        }
+        if !keep_alive && !says_close && response.version == Version::Http11 {
+            head.extend_from_slice(b"Connection: close\r\n");
+        }
+        if keep_alive && response.version == Version::Http10 && !headers.contains("Connection") {
+            head.extend_from_slice(b"Connection: Keep-Alive\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
+        Ok(self.inner.stream.write(head))
+    }
+
+    /// Writes a piece of the response body, framed as the headers decided.
+    /// Tornado: `HTTP1Connection.write`.
+    ///
+    /// # Errors
+    ///
+    /// [`HttpOutputError::HeadersNotWritten`]; [`HttpOutputError::Framing`]
+    /// if the piece goes past the declared `Content-Length` (the connection
+    /// is aborted); `Closed`.
+    pub fn write(&self, chunk: impl Into<Vec<u8>>) -> Result<WriteFuture, HttpOutputError> {
+        let chunk = chunk.into();
+        let mut response = self.inner.response.borrow_mut();
+        let no_body = response.no_body;
+        let Some(encoder) = response.encoder.as_mut() else {
+            return Err(HttpOutputError::HeadersNotWritten);
+        };
+        let stream = &self.inner.stream;
+        if let Some(e) = stream.error() {
+            return Err(HttpOutputError::Closed(StreamError::Closed(e)));
+        }
+        if no_body {
+            return Ok(stream.write(Vec::new()));
+        }
+        match encoder.frame(chunk.len()) {
+            Ok((head, tail)) => {
+                if !head.as_slice().is_empty() {
+                    stream.write(head.as_slice().to_vec());
+                }
+                let written = stream.write(chunk);
+                Ok(if tail.is_empty() {
+                    written
+                } else {
+                    stream.write(tail)
+                })
+            }
+            Err(e) => {
+                drop(response);
+                Err(self.abort(e))
+            }
+        }
+    }
+
+    /// Ends the response. Tornado: `HTTP1Connection.finish`.
+    ///
+    /// # Errors
+    ///
+    /// [`HttpOutputError::HeadersNotWritten`]; [`HttpOutputError::Framing`]
+    /// if fewer bytes than the declared `Content-Length` were written (the
+    /// connection is aborted).
+    pub fn finish(&self) -> Result<WriteFuture, HttpOutputError> {
+        let mut response = self.inner.response.borrow_mut();
+        let Some(encoder) = response.encoder.as_mut() else {
+            return Err(HttpOutputError::HeadersNotWritten);
+        };
+        let result = match encoder.finish() {
+            Ok(last) => {
+                response.finished = true;
+                self.log_access(&response);
+                Ok(self.inner.stream.write(last))
+            }
+            Err(e) => {
+                drop(response);
+                Err(self.abort(e))
+            }
+        };
+        self.inner.response_done.set();
+        result
+    }
+
+    /// Logs the finished request, Tornado's format:
+    /// `200 GET /path (127.0.0.1) 0.42ms` — at `info` for success, `warn` for
+    /// 4xx, `error` for 5xx (Tornado's `log_request`).
+    fn log_access(&self, response: &Response) {
+        let level = match response.code {
+            500.. => log::Level::Error,
+            400..=499 => log::Level::Warn,
+            _ => log::Level::Info,
+        };
+        if log::log_enabled!(target: "whirl::access", level) {
+            let ip = self
+                .inner
+                .remote_addr
+                .map_or_else(|| "-".to_string(), |a| a.ip().to_string());
+            let ms = response.started.elapsed().as_secs_f64() * 1000.0;
+            log::log!(
+                target: "whirl::access",
+                level,
+                "{} {} {} ({ip}) {ms:.2}ms",
+                response.code,
+                response.method,
+                response.target
+            );
+        }
+    }
+
+    /// Aborts the connection for a framing error of the response.
+    fn abort(&self, e: BodyError) -> HttpOutputError {
+        log::warn!("aborting connection: {e}");
+        let reason = std::io::Error::other(e.to_string());
+        self.inner.stream.close_with_reason(CloseReason::Io(reason));
+        self.inner.response_done.set();
+        HttpOutputError::Framing(e)
+    }
+}
+
+/// 400 for a request with two `Host` headers or an invalid one, or an
+/// HTTP/1.1 request without one (RFC 9112 §3.2).
+fn host_error(head: &crate::head::RequestHead) -> Option<u16> {
+    let mut hosts = head.headers.get_all("Host");
+    let first = hosts.next();
+    if hosts.next().is_some() {
+        return Some(400);
+    }
+    match first {
+        None if head.start_line.version == Version::Http11 => Some(400),
+        Some(host) => crate::request::check_host(host).err().map(|e| e.status()),
+        None => None,
+    }
+}
+
+impl fmt::Debug for Http1Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Http1Connection")
+            .field("stream", &self.inner.stream)
+            .field("params", &self.inner.params)
+            .finish()
+    }
+}

@@ -1,0 +1,56 @@
+//! Tornado's HTTP interfaces as traits: the connection delegate, which starts a
+//! message delegate for each request, and the message delegate, which receives
+//! one message's head, body and end.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::connection::Http1Connection;
+use crate::headers::HttpHeaders;
+use crate::start_line::{RequestStartLine, ResponseStartLine};
+
+/// Flow control returned by a message delegate: `None` to go on at once, or a
+/// future the connection awaits before it reads more (Tornado: returning a
+/// `Future` from `data_received`). A slow consumer slows the sender this way.
+pub type Flow = Option<Pin<Box<dyn Future<Output = ()>>>>;
+
+/// The first line of a message: a request's or a response's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartLine {
+    /// A request line (the server receives these).
+    Request(RequestStartLine),
+    /// A status line (the client receives these).
+    Response(ResponseStartLine),
+}
+
+/// Receives one HTTP message. Tornado: `httputil.HTTPMessageDelegate`.
+///
+/// For each message the connection calls `headers_received`, then
+/// `data_received` for each piece of the body (at most `chunk_size` bytes),
+/// then exactly one of `finish` (the message arrived whole) or
+/// `on_connection_close` (it did not).
+pub trait HttpMessageDelegate {
+    /// The head arrived.
+    fn headers_received(&mut self, start_line: &StartLine, headers: &HttpHeaders) -> Flow;
+
+    /// A piece of the body arrived.
+    fn data_received(&mut self, chunk: Vec<u8>) -> Flow;
+
+    /// The whole message arrived.
+    fn finish(&mut self);
+
+    /// The connection closed before the message was complete.
+    fn on_connection_close(&mut self);
+}
+
+/// Starts a message delegate per request on a server connection. Tornado:
+/// `httputil.HTTPServerConnectionDelegate`.
+pub trait HttpServerConnectionDelegate {
+    /// A request is starting on `connection`; return the delegate that will
+    /// receive it. Respond through `connection` (`write_headers`, `write`,
+    /// `finish`), during or after the request.
+    fn start_request(&self, connection: &Http1Connection) -> Box<dyn HttpMessageDelegate>;
+
+    /// The connection closed (after its last request).
+    fn on_close(&self, _connection: &Http1Connection) {}
+}

@@ -1,0 +1,286 @@
+//! [`HttpServer`]: accepts connections and serves HTTP/1.x on each (Tornado's
+//! `HTTPServer`).
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+
+use whirl_iostream::{IoStream, TcpServer, TlsServerConfig};
+
+use crate::connection::{Http1Connection, Http1ConnectionParams};
+use crate::delegate::{Flow, HttpMessageDelegate, HttpServerConnectionDelegate, StartLine};
+use crate::head::RequestHead;
+use crate::headers::HttpHeaders;
+use crate::request::HttpServerRequest;
+use crate::start_line::{reason_phrase, ResponseStartLine, Version};
+
+/// A request handler given as a closure: called with each whole request (body
+/// read and parsed) and the connection to answer on.
+type HandlerFn = dyn Fn(HttpServerRequest, &Http1Connection);
+
+/// An HTTP/1.x server: Tornado's `HTTPServer`.
+///
+/// Serve with a [`HttpServerConnectionDelegate`] (the streaming interface the
+/// web layer uses) or, for simple servers, with a closure that gets each whole
+/// request ([`HttpServer::from_fn`], Tornado's `HTTPServer(callback)`).
+///
+/// # Examples
+///
+/// ```
+/// use whirl_httpserver::{HttpHeaders, HttpServer, ResponseStartLine, Version};
+/// use whirl_ioloop::IoLoop;
+///
+/// let io_loop = IoLoop::new();
+/// let server = HttpServer::from_fn(|request, connection| {
+///     let body = format!("Hello, {}", request.path);
+///     let mut headers = HttpHeaders::new();
+///     headers.insert("Content-Length", body.len().to_string());
+///     let status = ResponseStartLine { version: Version::Http11, code: 200, reason: "OK".into() };
+///     let _ = connection.write_headers(&status, &headers);
+///     let _ = connection.write(body);
+///     let _ = connection.finish();
+/// });
+/// let addr = server.listen(0, Some("127.0.0.1")).unwrap()[0];
+/// # let reply = io_loop.run_sync(async move {
+/// #     let s = whirl_iostream::IoStream::connect(addr).await.unwrap();
+/// #     s.write("GET /world HTTP/1.0\r\n\r\n");
+/// #     s.read_until_close().await.unwrap()
+/// # });
+/// # assert!(reply.ends_with(b"Hello, /world"));
+/// ```
+pub struct HttpServer {
+    /// The listener side.
+    tcp: TcpServer,
+    /// Settings and live connections, shared with the accept hook.
+    shared: Rc<Shared>,
+}
+
+/// What every connection of a server shares.
+struct Shared {
+    /// Starts a message delegate per request.
+    delegate: Rc<dyn HttpServerConnectionDelegate>,
+    /// Connection settings.
+    params: Cell<Http1ConnectionParams>,
+    /// Whether TLS is on (requests then say `https`).
+    tls: Cell<bool>,
+    /// Live connections, for `close_all_connections`.
+    connections: RefCell<Vec<Http1Connection>>,
+}
+
+impl HttpServer {
+    /// A server whose requests go to `delegate`.
+    pub fn new(delegate: impl HttpServerConnectionDelegate + 'static) -> HttpServer {
+        let shared = Rc::new(Shared {
+            delegate: Rc::new(delegate),
+            params: Cell::new(Http1ConnectionParams::default()),
+            tls: Cell::new(false),
+            connections: RefCell::new(Vec::new()),
+        });
+        let hook = shared.clone();
+        let tcp = TcpServer::new(move |stream: IoStream, peer: SocketAddr| {
+            let shared = hook.clone();
+            async move {
+                let connection =
+                    Http1Connection::new(stream, shared.params.get(), Some(peer), shared.tls.get());
+                shared.connections.borrow_mut().push(connection.clone());
+                connection.clone().serve(shared.delegate.clone()).await;
+                shared
+                    .connections
+                    .borrow_mut()
+                    .retain(|c| !c.same_as(&connection));
+            }
+        });
+        HttpServer { tcp, shared }
+    }
+
+    /// A server that calls `handler` with each whole request and the
+    /// connection to answer on (Tornado's `HTTPServer(callback)`). Bodies are
+    /// read whole (up to `max_body_size`) and form bodies parsed first; a
+    /// request whose `Host` or query is invalid, or whose form body is
+    /// malformed, is answered 400 without calling `handler`.
+    pub fn from_fn<F>(handler: F) -> HttpServer
+    where
+        F: Fn(HttpServerRequest, &Http1Connection) + 'static,
+    {
+        HttpServer::new(CallableAdapter {
+            handler: Rc::new(handler),
+        })
+    }
+
+    /// Sets the connection settings: limits, timeouts, keep-alive. Default is
+    /// [`Http1ConnectionParams::default`].
+    pub fn with_params(self, params: Http1ConnectionParams) -> HttpServer {
+        self.shared.params.set(params);
+        self
+    }
+
+    /// Serves HTTPS with `config` (Tornado: `ssl_options`). Default is plain
+    /// HTTP.
+    pub fn with_tls(self, config: TlsServerConfig) -> HttpServer {
+        self.shared.tls.set(true);
+        HttpServer {
+            tcp: self.tcp.with_tls(config),
+            shared: self.shared,
+        }
+    }
+
+    /// Binds and listens; returns the bound addresses. Tornado: `listen`.
+    ///
+    /// # Errors
+    ///
+    /// Binding or registration errors.
+    pub fn listen(&self, port: u16, address: Option<&str>) -> io::Result<Vec<SocketAddr>> {
+        self.tcp.listen(port, address)
+    }
+
+    /// Serves on already bound listening sockets. Tornado: `add_sockets`.
+    ///
+    /// # Errors
+    ///
+    /// Registration errors.
+    pub fn add_sockets(&self, sockets: Vec<std::net::TcpListener>) -> io::Result<Vec<SocketAddr>> {
+        self.tcp.add_sockets(sockets)
+    }
+
+    /// Stops accepting; connections already open go on. Tornado: `stop`.
+    pub fn stop(&self) {
+        self.tcp.stop();
+    }
+
+    /// Closes every open connection once its response in flight (if any) has
+    /// been sent. Call after [`stop`](HttpServer::stop) for a graceful
+    /// shutdown. Tornado: `close_all_connections`.
+    pub async fn close_all_connections(&self) {
+        loop {
+            let open: Vec<Http1Connection> = self.shared.connections.borrow().clone();
+            if open.is_empty() {
+                return;
+            }
+            for connection in &open {
+                connection.close_when_idle().await;
+            }
+            self.shared
+                .connections
+                .borrow_mut()
+                .retain(|c| !c.stream().closed());
+        }
+    }
+
+    /// Number of open connections.
+    pub fn connection_count(&self) -> usize {
+        self.shared.connections.borrow().len()
+    }
+}
+
+impl fmt::Debug for HttpServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpServer")
+            .field("tcp", &self.tcp)
+            .field("connections", &self.connection_count())
+            .finish()
+    }
+}
+
+/// The delegate behind [`HttpServer::from_fn`]: buffers each request, then
+/// calls the closure (Tornado's `_CallableAdapter`).
+struct CallableAdapter {
+    /// The user's handler.
+    handler: Rc<HandlerFn>,
+}
+
+impl HttpServerConnectionDelegate for CallableAdapter {
+    fn start_request(&self, connection: &Http1Connection) -> Box<dyn HttpMessageDelegate> {
+        Box::new(BufferedRequest {
+            handler: self.handler.clone(),
+            connection: connection.clone(),
+            request: None,
+        })
+    }
+}
+
+/// One request being buffered for a closure handler.
+struct BufferedRequest {
+    /// The user's handler.
+    handler: Rc<HandlerFn>,
+    /// Where to answer.
+    connection: Http1Connection,
+    /// The request, once its head arrived and was valid.
+    request: Option<HttpServerRequest>,
+}
+
+impl BufferedRequest {
+    /// Answers `code` with a small HTML page (Tornado's default error page).
+    fn answer_error(&self, code: u16) {
+        let reason = reason_phrase(code);
+        let body =
+            format!("<html><title>{code}: {reason}</title><body>{code}: {reason}</body></html>");
+        let mut headers = HttpHeaders::new();
+        headers.insert("Content-Type", "text/html; charset=UTF-8");
+        headers.insert("Content-Length", body.len().to_string());
+        headers.insert("Connection", "close");
+        let status = ResponseStartLine {
+            version: Version::Http11,
+            code,
+            reason: reason.to_string(),
+        };
+        if self.connection.write_headers(&status, &headers).is_ok() {
+            let _ = self.connection.write(body);
+            let _ = self.connection.finish();
+        }
+    }
+}
+
+impl HttpMessageDelegate for BufferedRequest {
+    fn headers_received(&mut self, start_line: &StartLine, headers: &HttpHeaders) -> Flow {
+        let StartLine::Request(start_line) = start_line else {
+            return None;
+        };
+        let head = RequestHead {
+            start_line: start_line.clone(),
+            headers: headers.clone(),
+        };
+        let remote_ip: Option<IpAddr> = self.connection.remote_addr().map(|a| a.ip());
+        let protocol = if self.connection.is_secure() {
+            "https"
+        } else {
+            "http"
+        };
+        match HttpServerRequest::new(head, remote_ip, protocol) {
+            Ok(request) => self.request = Some(request),
+            Err(e) => {
+                log::debug!("bad request: {e}");
+                self.answer_error(e.status());
+            }
+        }
+        None
+    }
+
+    fn data_received(&mut self, chunk: Vec<u8>) -> Flow {
+        if let Some(request) = self.request.as_mut() {
+            if request.body.is_empty() {
+                request.body = chunk;
+            } else {
+                request.body.extend_from_slice(&chunk);
+            }
+        }
+        None
+    }
+
+    fn finish(&mut self) {
+        let Some(mut request) = self.request.take() else {
+            return;
+        };
+        if let Err(e) = request.parse_body() {
+            log::debug!("bad request body: {e}");
+            self.answer_error(e.status());
+            return;
+        }
+        (self.handler)(request, &self.connection);
+    }
+
+    fn on_connection_close(&mut self) {
+        self.request = None;
+    }
+}
