@@ -270,20 +270,29 @@ fn request_error(e: httparse::Error, buf: &[u8], limits: &HeadLimits) -> ParseEr
         httparse::Error::HeaderName => ParseError::BadHeader(HeaderError::InvalidName),
         httparse::Error::HeaderValue => ParseError::BadHeader(HeaderError::InvalidValue),
         httparse::Error::Version => {
-            // `HTTP/2.0` (or the h2 preface) is a version we do not speak: 505.
-            // Anything else in that place (`http/1.1`, `FOO`) is just malformed.
-            let line = &buf[..request_line_len(buf).min(buf.len())];
-            let tail = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
-            let tail = tail.strip_suffix(b"\r").unwrap_or(tail);
-            if tail.len() == 8
-                && tail.starts_with(b"HTTP/")
-                && tail[5].is_ascii_digit()
-                && tail[6] == b'.'
-                && tail[7].is_ascii_digit()
-            {
-                ParseError::UnsupportedVersion
-            } else {
-                ParseError::BadStartLine
+            // `HTTP/2.0` (or the h2 preface) as the third of three parts is a
+            // version we do not speak: 505. Anything else (`http/1.1`, a space
+            // inside the target, `FOO`) is just malformed.
+            let start = buf
+                .iter()
+                .position(|&b| b != b'\r' && b != b'\n')
+                .unwrap_or(buf.len());
+            let line = &buf[start..start + request_line_len(buf)];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let mut parts = line.split(|&b| b == b' ');
+            match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                (Some(_), Some(_), Some(v), None)
+                    if v.len() == 8
+                        && v.starts_with(b"HTTP/")
+                        && v[5].is_ascii_digit()
+                        && v[6] == b'.'
+                        && v[7].is_ascii_digit()
+                        && v != b"HTTP/1.0"
+                        && v != b"HTTP/1.1" =>
+                {
+                    ParseError::UnsupportedVersion
+                }
+                _ => ParseError::BadStartLine,
             }
         }
         httparse::Error::Token => {
@@ -348,6 +357,10 @@ mod tests {
             (b"GET / HTTP/2.0\r\n\r\n", 505),
             (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
             (b"GET / http/1.1\r\n\r\n", 400),
+            (b"\r\nGET / HTTP/2.0\r\n\r\n", 505),
+            // Regression: a space inside the target was taken for a version.
+            (b"GET /a b HTTP/1.1\r\n\r\n", 400),
+            (b"GET /a b HTTP/2.0\r\n\r\n", 400),
             (b"GET /\x01 HTTP/1.1\r\n\r\n", 400),
             (b"GET / HTTP/1.1\r\nNoColon\r\n\r\n", 400),
             (b"GET / HTTP/1.1\r\nX : y\r\n\r\n", 400),
