@@ -71,8 +71,11 @@ struct ServerInner {
     listeners: RefCell<Vec<Option<Listener>>>,
     /// Limits for accepted streams.
     options: Cell<StreamOptions>,
-    /// True while accepting is paused after EMFILE (logged once per pause).
+    /// True while accepting is paused after EMFILE.
     paused: Cell<bool>,
+    /// True from an EMFILE until the next successful accept: the error is
+    /// logged once per episode, not at every retry.
+    out_of_fds: Cell<bool>,
     /// TLS settings: when set, each connection completes a TLS handshake
     /// before `handle_stream` sees it.
     tls: RefCell<Option<TlsServerConfig>>,
@@ -104,6 +107,7 @@ impl TcpServer {
                 listeners: RefCell::new(Vec::new()),
                 options: Cell::new(StreamOptions::default()),
                 paused: Cell::new(false),
+                out_of_fds: Cell::new(false),
                 tls: RefCell::new(None),
             }),
         }
@@ -212,6 +216,9 @@ fn accept_batch(weak: &Weak<ServerInner>, index: usize) {
             Some(Some(listener)) => listener.socket.accept(),
             _ => return, // stopped
         };
+        if accepted.is_ok() {
+            server.out_of_fds.set(false);
+        }
         match accepted {
             Ok((socket, peer)) => match IoStream::with_options(socket, server.options.get()) {
                 Ok(stream) => match server.tls.borrow().clone() {
@@ -243,11 +250,14 @@ fn accept_batch(weak: &Weak<ServerInner>, index: usize) {
             },
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
             Err(e) if is_out_of_fds(&e) => {
-                // Spinning on EMFILE would burn a core: pause, log once, retry.
-                log::error!(
-                    "accept failed: {e}; pausing accepts for {:?}",
-                    ACCEPT_PAUSE_ON_EMFILE
-                );
+                // Spinning on EMFILE would burn a core: pause, log once per
+                // episode, retry.
+                if !server.out_of_fds.replace(true) {
+                    log::error!(
+                        "accept failed: {e}; pausing accepts for {:?}",
+                        ACCEPT_PAUSE_ON_EMFILE
+                    );
+                }
                 server.paused.set(true);
                 let weak = weak.clone();
                 server.io_loop.call_later(ACCEPT_PAUSE_ON_EMFILE, move || {
