@@ -16,9 +16,7 @@
 use std::io;
 
 use clap::Parser;
-use whirl::httpserver::{HttpHeaders, HttpServer, ResponseStartLine, Version};
-use whirl::ioloop::IoLoop;
-use whirl::iostream::netutil::{bind_sockets, Family, DEFAULT_BACKLOG};
+use whirl::httpserver::{serve_threads, HttpHeaders, HttpServer, ResponseStartLine, Version};
 
 /// Command line.
 #[derive(Parser, Debug)]
@@ -43,43 +41,17 @@ fn main() -> io::Result<()> {
     )
     .init();
     let args = Args::parse();
-    let threads = args.threads.max(1);
-    // Bind once here so `--port 0` gives every thread the same port.
-    let first = bind_sockets(
-        args.port,
-        Some(&args.address),
-        Family::Any,
-        DEFAULT_BACKLOG,
-        threads > 1,
-    )?;
-    let port = first[0].local_addr()?.port();
-    log::info!("listening on http://{}:{port}", args.address);
-    let mut sockets = vec![first];
-    for _ in 1..threads {
-        sockets.push(bind_sockets(
-            port,
-            Some(&args.address),
-            Family::Any,
-            DEFAULT_BACKLOG,
-            true,
-        )?);
-    }
-    let workers: Vec<_> = sockets
-        .into_iter()
-        .map(|listeners| std::thread::spawn(move || serve(listeners)))
-        .collect();
-    for worker in workers {
-        worker
-            .join()
-            .map_err(|_| io::Error::other("a server thread panicked"))??;
-    }
-    Ok(())
+    // Every thread binds the same port (`--port 0`: the one the first got)
+    // and is accepting when this returns.
+    let servers = serve_threads(args.threads.max(1), args.port, Some(&args.address), hello)?;
+    log::info!("listening on http://{}:{}", args.address, servers.port());
+    // The threads run until the process ends.
+    servers.join()
 }
 
-/// Runs one loop serving `listeners` until the process ends.
-fn serve(listeners: Vec<std::net::TcpListener>) -> io::Result<()> {
-    let io_loop = IoLoop::new();
-    let server = HttpServer::from_fn(|_request, connection| {
+/// One thread's server: every request gets `200 Hello, world`.
+fn hello() -> HttpServer {
+    HttpServer::from_fn(|_request, connection| {
         let mut headers = HttpHeaders::new();
         headers.insert("Content-Type", "text/plain");
         headers.insert("Content-Length", BODY.len().to_string());
@@ -92,8 +64,5 @@ fn serve(listeners: Vec<std::net::TcpListener>) -> io::Result<()> {
             let _ = connection.write(BODY);
             let _ = connection.finish();
         }
-    });
-    server.add_sockets(listeners)?;
-    io_loop.start();
-    Ok(())
+    })
 }

@@ -215,7 +215,12 @@ fn hello_httpserver_answers_every_request_and_refuses_garbage() {
         stream.shutdown(std::net::Shutdown::Write).unwrap();
         let mut reply = Vec::new();
         let _ = stream.read_to_end(&mut reply);
-        String::from_utf8_lossy(&reply).into_owned()
+        // Each 200 carries a Date (a bare 400 has no headers): check it is
+        // there, then compare the rest exactly.
+        let reply = String::from_utf8_lossy(&reply).into_owned();
+        let dates = reply.matches("\r\nDate: ").count();
+        assert_eq!(dates, reply.matches("HTTP/1.1 200 ").count(), "{reply}");
+        strip_dates(&reply)
     };
     let ok =
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\nHello, world";
@@ -230,4 +235,20 @@ fn hello_httpserver_answers_every_request_and_refuses_garbage() {
         exchange(b"asdf\r\n\r\n"),
         "HTTP/1.1 400 Bad Request\r\n\r\n"
     );
+}
+
+/// `reply` without its `Date: …` header lines (IMF-fixdates are 29 bytes).
+fn strip_dates(reply: &str) -> String {
+    let mut rest = reply;
+    let mut out = String::new();
+    while let Some(at) = rest.find("\r\nDate: ") {
+        out.push_str(&rest[..at]);
+        let line_end = rest[at + 2..]
+            .find("\r\n")
+            .map_or(rest.len(), |e| at + 2 + e);
+        assert_eq!(line_end - (at + 8), 29, "not an IMF-fixdate: {reply}");
+        rest = &rest[line_end..];
+    }
+    out.push_str(rest);
+    out
 }

@@ -19,11 +19,13 @@ use whirl_ioloop::with_timeout;
 use whirl_iostream::{CloseReason, IoStream, StreamError, WriteFuture};
 
 use crate::body::{BodyError, Decoder, Encoder, Framing};
+use crate::date::append_date_header;
 use crate::delegate::{HttpMessageDelegate, HttpServerConnectionDelegate, StartLine};
 use crate::framing::{content_length, request_framing, response_has_no_body, wants_keep_alive};
 use crate::head::{parse_request_head, HeadLimits, ParseError};
 use crate::headers::HttpHeaders;
 use crate::start_line::{reason_phrase, ResponseStartLine, Version};
+use crate::xheaders::RequestContext;
 
 /// Default body piece handed to `data_received`: 64 KiB (Tornado's `chunk_size`).
 pub const DEFAULT_CHUNK_SIZE: usize = 64 * 1024;
@@ -179,6 +181,9 @@ struct Inner {
     remote_addr: Option<SocketAddr>,
     /// Whether the connection is TLS (requests say `https`).
     secure: bool,
+    /// Where the request in flight came from, as the server believes it:
+    /// the peer, or what a proxy reported (set by the xheaders wrapper).
+    context: Cell<RequestContext>,
 }
 
 /// One HTTP/1.x server connection; a cheap handle (clones share it).
@@ -234,6 +239,7 @@ impl Http1Connection {
                 closing: Cell::new(false),
                 remote_addr,
                 secure,
+                context: Cell::new(RequestContext::new(remote_addr.map(|a| a.ip()), secure)),
             }),
         }
     }
@@ -246,6 +252,21 @@ impl Http1Connection {
     /// Whether the connection is TLS.
     pub fn is_secure(&self) -> bool {
         self.inner.secure
+    }
+
+    /// Where the request in flight came from: the peer's address and
+    /// `http`/`https`, or — when the server has `xheaders` on — what a proxy
+    /// reported. Build requests from this, not from
+    /// [`remote_addr`](Self::remote_addr). Tornado:
+    /// `request.connection.context`.
+    pub fn context(&self) -> RequestContext {
+        self.inner.context.get()
+    }
+
+    /// Replaces the request context (the xheaders wrapper does, per
+    /// request); the access log reports its address.
+    pub fn set_context(&self, context: RequestContext) {
+        self.inner.context.set(context);
     }
 
     /// Whether `other` is a handle to the same connection.
@@ -479,7 +500,8 @@ impl Http1Connection {
     /// exactly; without one, an HTTP/1.1 response is sent chunked (the header
     /// is added) and an HTTP/1.0 one is delimited by closing the connection.
     /// HEAD, 1xx, 204 and 304 responses carry no body (later writes are
-    /// dropped). `Connection: close` or `Keep-Alive` is added as needed.
+    /// dropped). `Connection: close` or `Keep-Alive` is added as needed, and
+    /// `Date` (rendered once a second) unless `headers` has one.
     ///
     /// # Errors
     ///
@@ -551,6 +573,9 @@ impl Http1Connection {
             head.extend_from_slice(b"\r\n");
         }
         // Step 2. What the connection itself must say.
+        if !headers.contains("Date") {
+            append_date_header(&mut head);
+        }
         if add_chunked {
             head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
         }
@@ -644,8 +669,10 @@ impl Http1Connection {
         if log::log_enabled!(target: "whirl::access", level) {
             let ip = self
                 .inner
-                .remote_addr
-                .map_or_else(|| "-".to_string(), |a| a.ip().to_string());
+                .context
+                .get()
+                .remote_ip
+                .map_or_else(|| "-".to_string(), |ip| ip.to_string());
             let ms = response.started.elapsed().as_secs_f64() * 1000.0;
             log::log!(
                 target: "whirl::access",

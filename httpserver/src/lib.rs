@@ -1,14 +1,19 @@
 //! whirl's HTTP/1.1 layer (work in progress: the pure codec).
 mod body;
 mod connection;
+mod date;
 mod delegate;
 mod framing;
+mod gzip;
+mod gzip_delegate;
 mod head;
 mod headers;
 mod httputil;
+mod multicore;
 mod request;
 mod server;
 mod start_line;
+mod xheaders;
 
 pub use body::{
     BodyError, ChunkHead, Decoded, Decoder, Encoder, Framing, MAX_CHUNK_EXTENSION, MAX_TRAILERS,
@@ -23,6 +28,8 @@ pub use delegate::{Flow, HttpMessageDelegate, HttpServerConnectionDelegate, Star
 pub use framing::{
     content_length, request_framing, response_has_no_body, wants_keep_alive, FramingError,
 };
+pub use gzip::{GzipDecompressor, GzipError};
+pub use gzip_delegate::GzipMessageDelegate;
 pub use head::{
     parse_request_head, parse_response_head, HeadLimits, ParseError, RequestHead, ResponseHead,
 };
@@ -33,6 +40,8 @@ pub use httputil::{
     BodyArguments, Files, FormError, HttpFile, ParseBodyConfig, DEFAULT_MAX_FIELDS,
     DEFAULT_MAX_PARTS, DEFAULT_MAX_PART_HEADER_SIZE,
 };
+pub use multicore::{serve_threads, ServerThreads, SHUTDOWN_TIMEOUT};
 pub use request::{HttpServerRequest, RequestError};
-pub use server::HttpServer;
+pub use server::{HttpServer, DEFAULT_MAX_CONNECTIONS};
 pub use start_line::{reason_phrase, RequestStartLine, ResponseStartLine, Version};
+pub use xheaders::RequestContext;

@@ -11,10 +11,16 @@ use whirl_iostream::{IoStream, TcpServer, TlsServerConfig};
 
 use crate::connection::{Http1Connection, Http1ConnectionParams};
 use crate::delegate::{Flow, HttpMessageDelegate, HttpServerConnectionDelegate, StartLine};
+use crate::gzip_delegate::GzipMessageDelegate;
 use crate::head::RequestHead;
 use crate::headers::HttpHeaders;
 use crate::request::HttpServerRequest;
 use crate::start_line::{reason_phrase, ResponseStartLine, Version};
+use crate::xheaders::XHeadersDelegate;
+
+/// Default most connections served at once: unlimited (`usize::MAX`), as in
+/// Tornado; running out of file descriptors pauses accepting instead.
+pub const DEFAULT_MAX_CONNECTIONS: usize = usize::MAX;
 
 /// A request handler given as a closure: called with each whole request (body
 /// read and parsed) and the connection to answer on.
@@ -25,6 +31,15 @@ type HandlerFn = dyn Fn(HttpServerRequest, &Http1Connection);
 /// Serve with a [`HttpServerConnectionDelegate`] (the streaming interface the
 /// web layer uses) or, for simple servers, with a closure that gets each whole
 /// request ([`HttpServer::from_fn`], Tornado's `HTTPServer(callback)`).
+///
+/// Settings are builder calls: [`with_params`](HttpServer::with_params)
+/// (limits, timeouts, keep-alive), [`with_tls`](HttpServer::with_tls),
+/// [`xheaders`](HttpServer::xheaders) and
+/// [`trusted_downstream`](HttpServer::trusted_downstream),
+/// [`decompress_request`](HttpServer::decompress_request),
+/// [`max_connections`](HttpServer::max_connections). One server runs on one
+/// loop; [`serve_threads`](crate::serve_threads) runs one per thread on a
+/// shared port.
 ///
 /// # Examples
 ///
@@ -67,6 +82,37 @@ struct Shared {
     tls: Cell<bool>,
     /// Live connections, for `close_all_connections`.
     connections: RefCell<Vec<Http1Connection>>,
+    /// Whether proxy headers set each request's address and protocol.
+    xheaders: Cell<bool>,
+    /// Proxies skipped in `X-Forwarded-For` (with `xheaders`).
+    trusted_downstream: RefCell<Rc<[IpAddr]>>,
+    /// Whether gzip request bodies are decompressed.
+    decompress: Cell<bool>,
+    /// Most live connections; more are closed at once.
+    max_connections: Cell<usize>,
+    /// True while connections are being refused at the cap (logged once
+    /// per such spell).
+    refusing: Cell<bool>,
+}
+
+impl HttpServerConnectionDelegate for Shared {
+    /// The user's delegate, wrapped as the settings ask: proxy headers
+    /// first, then gzip outermost (Tornado's order).
+    fn start_request(&self, connection: &Http1Connection) -> Box<dyn HttpMessageDelegate> {
+        let mut message = self.delegate.start_request(connection);
+        if self.xheaders.get() {
+            let trusted = self.trusted_downstream.borrow().clone();
+            message = Box::new(XHeadersDelegate::new(message, connection, trusted));
+        }
+        if self.decompress.get() {
+            message = Box::new(GzipMessageDelegate::new(message, connection));
+        }
+        message
+    }
+
+    fn on_close(&self, connection: &Http1Connection) {
+        self.delegate.on_close(connection);
+    }
 }
 
 impl HttpServer {
@@ -77,15 +123,37 @@ impl HttpServer {
             params: Cell::new(Http1ConnectionParams::default()),
             tls: Cell::new(false),
             connections: RefCell::new(Vec::new()),
+            xheaders: Cell::new(false),
+            trusted_downstream: RefCell::new(Rc::from(Vec::new())),
+            decompress: Cell::new(false),
+            max_connections: Cell::new(DEFAULT_MAX_CONNECTIONS),
+            refusing: Cell::new(false),
         });
         let hook = shared.clone();
         let tcp = TcpServer::new(move |stream: IoStream, peer: SocketAddr| {
             let shared = hook.clone();
             async move {
+                // Step 1. Past the cap, close at once (checked and counted
+                // in one step, so a burst of accepts cannot overshoot).
+                let open = shared.connections.borrow().len();
+                if open >= shared.max_connections.get() {
+                    if !shared.refusing.replace(true) {
+                        log::warn!(
+                            "{open} connections open, the max_connections limit: \
+                             closing new connections until some end"
+                        );
+                    }
+                    stream.close();
+                    return;
+                }
+                if shared.refusing.replace(false) {
+                    log::info!("accepting connections again ({open} open)");
+                }
+                // Step 2. Serve it.
                 let connection =
                     Http1Connection::new(stream, shared.params.get(), Some(peer), shared.tls.get());
                 shared.connections.borrow_mut().push(connection.clone());
-                connection.clone().serve(shared.delegate.clone()).await;
+                connection.clone().serve(shared.clone()).await;
                 shared
                     .connections
                     .borrow_mut()
@@ -113,6 +181,51 @@ impl HttpServer {
     /// [`Http1ConnectionParams::default`].
     pub fn with_params(self, params: Http1ConnectionParams) -> HttpServer {
         self.shared.params.set(params);
+        self
+    }
+
+    /// Trusts proxy headers: each request's address becomes `X-Real-IP`, else
+    /// the last `X-Forwarded-For` entry not in
+    /// [`trusted_downstream`](HttpServer::trusted_downstream), and its
+    /// protocol `X-Scheme` or `X-Forwarded-Proto` (last entry, `http` or
+    /// `https` only); values that do not parse are ignored (see
+    /// [`RequestContext::apply_xheaders`](crate::RequestContext::apply_xheaders)).
+    /// Delegates read the result from
+    /// [`Http1Connection::context`]; the access log shows it. Turn it on only
+    /// behind a proxy that sets these headers. Tornado: `xheaders`. Default
+    /// is `false`.
+    pub fn xheaders(self, on: bool) -> HttpServer {
+        self.shared.xheaders.set(on);
+        self
+    }
+
+    /// Proxies whose addresses are skipped in `X-Forwarded-For` (with
+    /// [`xheaders`](HttpServer::xheaders)), so the client's address is found
+    /// behind a chain of them. Tornado: `trusted_downstream`. Default is
+    /// none.
+    pub fn trusted_downstream(self, proxies: Vec<IpAddr>) -> HttpServer {
+        *self.shared.trusted_downstream.borrow_mut() = Rc::from(proxies);
+        self
+    }
+
+    /// Decompresses request bodies sent with `Content-Encoding: gzip` before
+    /// the delegate sees them, bounding the decompressed size by
+    /// `max_body_size` (413 past it; 400 for malformed gzip); see
+    /// [`GzipMessageDelegate`]. Without it such bodies arrive as sent.
+    /// Tornado: `decompress_request`. Default is `false`.
+    pub fn decompress_request(self, on: bool) -> HttpServer {
+        self.shared.decompress.set(on);
+        self
+    }
+
+    /// Most connections served at once: past it a new connection is closed
+    /// as soon as it is accepted, with no response (answering would mean
+    /// reading its request first), and a warning is logged once until
+    /// connections are accepted again. Connections still in their TLS
+    /// handshake are not counted. Tornado has no such limit. Default is
+    /// [`DEFAULT_MAX_CONNECTIONS`] (unlimited).
+    pub fn max_connections(self, max: usize) -> HttpServer {
+        self.shared.max_connections.set(max);
         self
     }
 
@@ -241,13 +354,8 @@ impl HttpMessageDelegate for BufferedRequest {
             start_line: start_line.clone(),
             headers: headers.clone(),
         };
-        let remote_ip: Option<IpAddr> = self.connection.remote_addr().map(|a| a.ip());
-        let protocol = if self.connection.is_secure() {
-            "https"
-        } else {
-            "http"
-        };
-        match HttpServerRequest::new(head, remote_ip, protocol) {
+        let context = self.connection.context();
+        match HttpServerRequest::new(head, context.remote_ip, context.protocol) {
             Ok(request) => self.request = Some(request),
             Err(e) => {
                 log::debug!("bad request: {e}");
