@@ -320,7 +320,7 @@ impl Http1Connection {
             return false;
         }
         if served > 0 {
-            if stream.writing() && self.pending_output() > WRITE_HIGH_WATER {
+            if stream.write_buffer_size() > WRITE_HIGH_WATER {
                 let _ = stream.write(Vec::new()).await;
             }
             let first_byte = stream.read_parsed(|buf| -> Result<_, StreamError> {
@@ -472,16 +472,6 @@ impl Http1Connection {
         let line = format!("HTTP/1.1 {status} {}\r\n\r\n", reason_phrase(status));
         let _ = self.inner.stream.write(line).await;
         self.inner.stream.close();
-    }
-
-    /// Bytes queued on the stream and not yet sent (approximated by
-    /// whether a write is pending).
-    fn pending_output(&self) -> usize {
-        if self.inner.stream.writing() {
-            WRITE_HIGH_WATER + 1
-        } else {
-            0
-        }
     }
 
     /// Waits for queued output to reach the kernel, then closes.

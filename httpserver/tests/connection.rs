@@ -777,3 +777,45 @@ fn stop_then_close_all_connections_drains_the_response_in_flight() {
         assert!(TcpStream::connect(addr).is_err());
     });
 }
+
+// ----- backpressure ---------------------------------------------------------------
+
+#[test]
+fn a_client_that_never_reads_cannot_grow_the_servers_output_queue() {
+    // Each answer is 256 KiB; the client pipelines 200 requests (50 MiB of
+    // answers) and reads nothing. The server must stop reading requests once
+    // its queue is past the high-water mark, so the queue stays bounded.
+    const ANSWER: usize = 256 * 1024;
+    let peak = Arc::new(Mutex::new(0usize));
+    let seen = peak.clone();
+    let server = spawn_server(move || {
+        HttpServer::from_fn(move |request, connection| {
+            let queued = connection.stream().write_buffer_size();
+            let mut peak = seen.lock().unwrap();
+            *peak = (*peak).max(queued);
+            drop(peak);
+            respond(connection, &request, 200, vec![b'x'; ANSWER]);
+        })
+    });
+    let mut stream = connect(server.addr);
+    let requests: String = (0..200).map(|i| get(&format!("/{i}"))).collect();
+    // Send from a thread: the server stops reading, so the send may block.
+    let mut writer = stream.try_clone().unwrap();
+    let sender = thread::spawn(move || {
+        let _ = writer.write_all(requests.as_bytes());
+    });
+    thread::sleep(Duration::from_millis(500));
+    let peak_while_stalled = *peak.lock().unwrap();
+    assert!(
+        peak_while_stalled <= whirl_httpserver::WRITE_HIGH_WATER + 2 * ANSWER,
+        "output queue grew to {peak_while_stalled} bytes"
+    );
+    // Now read everything: all 200 answers arrive.
+    stream.shutdown(Shutdown::Write).ok();
+    let mut reader = Reader::new(&mut stream);
+    for _ in 0..200 {
+        let response = reader.read_response(false).expect("an answer");
+        assert_eq!(response.body.len(), ANSWER);
+    }
+    let _ = sender.join();
+}

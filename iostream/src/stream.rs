@@ -779,6 +779,17 @@ impl IoStream {
     pub fn writing(&self) -> bool {
         !self.state.borrow().write_queue.is_empty()
     }
+
+    /// Bytes queued and not yet handed to the kernel (Tornado's
+    /// `_write_buffer_size`): what a protocol layer checks before reading
+    /// more requests from a client that does not read its answers.
+    pub fn write_buffer_size(&self) -> usize {
+        let s = self.state.borrow();
+        if s.closed.is_some() {
+            return 0; // a close drops the queue
+        }
+        (s.queued_total - s.written_total) as usize
+    }
 }
 
 impl State {
