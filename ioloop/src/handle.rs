@@ -103,8 +103,13 @@ impl Shared {
     fn push(&self, add: impl FnOnce(&mut Remote)) {
         let mut remote = self.lock();
         add(&mut remote);
-        // Already set means the loop has not drained since an earlier push,
-        // whose own `SeqCst` store and `notify` cover this one too.
+        // Every write of `pending` is made under this lock, so this load sees
+        // the latest one. `true` means an earlier push stored it (`SeqCst`)
+        // and no `take` ran since: the next `take` comes after this push in
+        // lock order and drains both, and the earlier pusher's `notify` wakes
+        // a loop that went to sleep before seeing its store (see
+        // `has_pending`). So this push needs neither the store nor, strictly,
+        // the `notify` below, which is one load when the loop is awake.
         if !self.pending.load(Ordering::Relaxed) {
             self.pending.store(true, Ordering::SeqCst);
         }
@@ -113,8 +118,15 @@ impl Shared {
     }
 
     /// Whether the inbox holds work. Lock-free: the loop asks once or twice
-    /// per iteration, and the inbox is almost always empty. `SeqCst` pairs
-    /// with the pushers' `SeqCst` store, as [`Shared::enter_sleep`] requires.
+    /// per iteration, and the inbox is almost always empty.
+    ///
+    /// `SeqCst`, as are the pushers' store of `pending` and both sides'
+    /// accesses to `sleeping`: a pusher stores `pending` then loads
+    /// `sleeping`; the loop stores `sleeping` ([`Shared::enter_sleep`]) then
+    /// loads `pending`. In the single total order of `SeqCst` operations one
+    /// of the two loads comes last and sees the other side's store, so either
+    /// the loop does not sleep or the pusher wakes it. (With acquire/release
+    /// only, both loads may read the old values: a lost wake-up.)
     pub(crate) fn has_pending(&self) -> bool {
         self.pending.load(Ordering::SeqCst)
     }

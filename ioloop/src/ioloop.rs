@@ -339,7 +339,8 @@ impl IoLoop {
         self.inner.closed.set(true);
         IoLoop::clear_current_if(self);
         // Take everything out first, then drop it outside any borrow: the
-        // destructors may call back into the loop.
+        // destructors may call back into the loop. (A task's `TaskFuture`
+        // catches a panic of the user's destructor.)
         let handlers: Vec<HandlerSlot> = self.inner.handlers.borrow_mut().drain().collect();
         let tasks: Vec<TaskSlot> = self.inner.tasks.borrow_mut().drain().collect();
         let timers = self.inner.timers.borrow_mut().drain();
@@ -594,7 +595,9 @@ impl IoLoop {
                 _ => None,
             }
         };
-        drop(removed); // outside the borrow
+        // Outside the borrow; the task's `TaskFuture` catches a panic of the
+        // user's destructor.
+        drop(removed);
     }
 
     // ----- the loop itself ---------------------------------------------------
@@ -644,7 +647,7 @@ impl IoLoop {
 
         // Step 2. Poll the run_sync future if it was woken.
         if let Some(main) = main.as_mut() {
-            if main_waker.woken.swap(false, Ordering::AcqRel)
+            if main_waker.woken.swap(false, Ordering::SeqCst)
                 && main(&mut Context::from_waker(waker))
             {
                 return true;
@@ -691,8 +694,9 @@ impl IoLoop {
 
         // Step 7. Poll for I/O. Only a poll that may block announces itself
         // to wakers (`enter_sleep`), and must then re-check the inbox and the
-        // run_sync flag to close the race with a wake-up in between.
-        let main_woken = || main.is_some() && main_waker.woken.load(Ordering::Acquire);
+        // run_sync flag to close the race with a wake-up in between (both
+        // `SeqCst` loads: see `MainWaker::wake_by_ref`).
+        let main_woken = || main.is_some() && main_waker.woken.load(Ordering::SeqCst);
         let busy =
             !inner.runnables.borrow().is_empty() || inner.shared.has_pending() || main_woken();
         let may_block = !busy && {
@@ -825,7 +829,9 @@ impl IoLoop {
                 Some((ours.then(|| tasks.remove(key)), future))
             }
         };
-        drop(finished); // outside the borrow
+        // Outside the borrow; the `TaskFuture` catches a panic of the user's
+        // destructor.
+        drop(finished);
     }
 }
 
@@ -910,7 +916,8 @@ impl Drop for RunGuard<'_> {
 /// The waker of the [`run_sync`](IoLoop::run_sync) future: sets a flag the
 /// loop checks in step 2, and wakes a sleeping loop.
 struct MainWaker {
-    /// True when the future should be polled.
+    /// True when the future should be polled. Read and written only with
+    /// `SeqCst` (see [`MainWaker::wake_by_ref`]).
     woken: AtomicBool,
     /// The loop to wake.
     shared: Arc<Shared>,
@@ -922,7 +929,12 @@ impl Wake for MainWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        if !self.woken.swap(true, Ordering::AcqRel) {
+        // `SeqCst`, like every access to `woken` and to `Shared::sleeping`:
+        // the loop stores `sleeping` then loads `woken`, this stores `woken`
+        // then loads `sleeping`; only in a single total order must one of
+        // the two see the other's store (weaker orderings let both read the
+        // old value, and the wake-up would be lost).
+        if !self.woken.swap(true, Ordering::SeqCst) {
             self.shared.notify();
         }
     }

@@ -9,7 +9,7 @@
 //! - **timers** — [`IoLoop::call_later`], [`IoLoop::add_timeout`],
 //!   [`PeriodicCallback`];
 //! - **tasks** — futures, [`spawn`]ed or run with [`IoLoop::run_sync`], that
-//!   await [`sleep`], [`with_timeout`], [`multi`], a [`ThreadPool`] job, the
+//!   await [`sleep`], [`with_timeout`], [`multi()`], a [`ThreadPool`] job, the
 //!   [`locks`] and [`queues`], or (in the layers above) sockets.
 //!
 //! The order of one loop iteration is written down once, on [`IoLoop::start`].

@@ -5,7 +5,8 @@ use std::cell::RefCell;
 use std::fmt;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::timer::TimeoutHandle;
 use crate::IoLoop;
@@ -56,7 +57,7 @@ struct State {
     running: Option<(IoLoop, TimeoutHandle)>,
     /// When the next run is due.
     next: Instant,
-    /// xorshift state for the jitter.
+    /// xorshift state for the jitter; never zero (see [`jitter_seed`]).
     rng: u64,
     /// Where the callback was created (named by the blocking detector).
     site: &'static Location<'static>,
@@ -75,18 +76,19 @@ impl PeriodicCallback {
             "PeriodicCallback needs a period above zero"
         );
         let site = Location::caller();
-        let seed = Instant::now().elapsed().subsec_nanos() as u64 ^ (site.line() as u64) << 32;
-        PeriodicCallback {
-            state: Rc::new(RefCell::new(State {
-                callback: Some(Box::new(callback)),
-                period,
-                jitter: 0.0,
-                running: None,
-                next: Instant::now(),
-                rng: seed | 1,
-                site,
-            })),
-        }
+        let state = Rc::new(RefCell::new(State {
+            callback: Some(Box::new(callback)),
+            period,
+            jitter: 0.0,
+            running: None,
+            next: Instant::now(),
+            rng: 1,
+            site,
+        }));
+        // The allocation's address tells instances in one process apart.
+        let address = Rc::as_ptr(&state) as usize as u64;
+        state.borrow_mut().rng = jitter_seed(address);
+        PeriodicCallback { state }
     }
 
     /// Moves each run by a random amount of up to `jitter / 2` periods either
@@ -169,6 +171,30 @@ impl PeriodicCallback {
             resume_unwind(payload); // the loop logs it, naming our site
         }
     }
+}
+
+/// A seed for the jitter that differs between processes (wall-clock nanos,
+/// process id) and between the instances of one process (`instance`, and a
+/// counter: an address may be reused once its callback is gone), so that
+/// servers or schedules started together do not draw the same jitter and
+/// tick in step. Never zero (xorshift's fixed point).
+fn jitter_seed(instance: u64) -> u64 {
+    static CREATED: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos() as u64);
+    let count = CREATED.fetch_add(1, Ordering::Relaxed);
+    let seed = mix(nanos) ^ mix((u64::from(std::process::id()) << 32) | count) ^ mix(instance);
+    seed | 1
+}
+
+/// splitmix64's finalizer: spreads every input bit over the whole word, so
+/// inputs that differ little give unrelated seeds.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 impl State {
@@ -268,5 +294,39 @@ mod tests {
                 "{step:?}"
             );
         }
+    }
+
+    #[test]
+    fn jitter_seeds_differ_between_callbacks_created_together() {
+        // The old seed (`Instant::now().elapsed()` and the source line) was
+        // nearly the same for callbacks created together, so their jittered
+        // runs stayed in step. Many created at once, at the same site, must
+        // all draw differently.
+        let callbacks: Vec<PeriodicCallback> = (0..64)
+            .map(|_| PeriodicCallback::new(|| {}, Duration::from_secs(1)).with_jitter(0.5))
+            .collect();
+        let mut seeds: Vec<u64> = callbacks.iter().map(|pc| pc.state.borrow().rng).collect();
+        assert!(seeds.iter().all(|&seed| seed != 0));
+        seeds.sort_unstable();
+        seeds.dedup();
+        assert_eq!(seeds.len(), callbacks.len(), "two callbacks share a seed");
+        // So do their first jittered steps.
+        let t0 = Instant::now();
+        let mut steps: Vec<Instant> = callbacks
+            .iter()
+            .map(|pc| {
+                let mut state = pc.state.borrow_mut();
+                state.next = t0;
+                state.advance(t0);
+                state.next
+            })
+            .collect();
+        steps.sort_unstable();
+        steps.dedup();
+        assert!(
+            steps.len() > callbacks.len() / 2,
+            "{} distinct",
+            steps.len()
+        );
     }
 }

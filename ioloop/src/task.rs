@@ -127,7 +127,9 @@ impl<T> JoinState<T> {
 ///
 /// It catches a panic of the inner future (logging it and resolving the handle
 /// with [`JoinError::Panicked`]), and when dropped unfinished — aborted, or its
-/// loop closed — resolves the handle with [`JoinError::Cancelled`].
+/// loop closed — resolves the handle with [`JoinError::Cancelled`]. A panic
+/// in the destructor of the inner future (or of a detached task's output) is
+/// caught and logged too, so the loop may drop a `TaskFuture` anywhere.
 pub(crate) struct TaskFuture<F: Future> {
     /// The user's future; `None` once it finished or panicked.
     future: Option<Pin<Box<F>>>,
@@ -148,14 +150,21 @@ impl<F: Future> Future for TaskFuture<F> {
         match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(output)) => {
-                this.future = None;
-                this.state.complete(Ok(output));
+                this.drop_future();
+                if Rc::strong_count(&this.state) > 1 {
+                    this.state.complete(Ok(output));
+                } else {
+                    // Detached: nobody will take the output, and it would be
+                    // dropped with this task, outside the loop's catch.
+                    this.state.finished.set(true);
+                    this.drop_caught(output, "its output");
+                }
                 Poll::Ready(())
             }
             Err(payload) => {
                 let msg = panic_message(&*payload);
                 log::error!("task spawned at {} panicked: {msg}", this.site);
-                this.future = None;
+                this.drop_future();
                 this.state.complete(Err(JoinError::Panicked(msg)));
                 Poll::Ready(())
             }
@@ -163,10 +172,34 @@ impl<F: Future> Future for TaskFuture<F> {
     }
 }
 
+impl<F: Future> TaskFuture<F> {
+    /// Drops the user's future (see [`TaskFuture::drop_caught`]). Finished,
+    /// panicked, aborted or closed, a task's future is dropped here.
+    fn drop_future(&mut self) {
+        if let Some(future) = self.future.take() {
+            self.drop_caught(future, "its future");
+        }
+    }
+
+    /// Drops `value`, a piece of the user's task, catching and logging a
+    /// panic of its destructor as the loop does for any other user code: no
+    /// such panic escapes the loop, [`JoinHandle::abort`] or
+    /// [`IoLoop::close`].
+    fn drop_caught<T>(&self, value: T, what: &str) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(value))) {
+            log::error!(
+                "task spawned at {} panicked while dropping {what}: {}",
+                self.site,
+                panic_message(&*payload)
+            );
+        }
+    }
+}
+
 impl<F: Future> Drop for TaskFuture<F> {
     fn drop(&mut self) {
         // Drop the user's future first: its destructor may run user code.
-        self.future = None;
+        self.drop_future();
         self.state.complete(Err(JoinError::Cancelled));
     }
 }

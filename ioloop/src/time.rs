@@ -57,10 +57,26 @@ pub fn sleep(duration: Duration) -> Sleep {
 /// `now + duration`, saturating at a deadline ~30 years away: a
 /// `Duration::MAX` sleep or timeout means "never" instead of overflowing.
 pub(crate) fn deadline_after(duration: Duration) -> Instant {
-    const NEVER: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
-    let now = Instant::now();
-    now.checked_add(duration.min(NEVER)).unwrap_or(now)
+    deadline_from(Instant::now(), duration)
 }
+
+/// `now + duration`, capped at [`NEVER`] from now; where the platform's
+/// `Instant` cannot reach that far, the farthest deadline it can (to within
+/// a factor of two), and `now` only if it cannot move at all. A too-long
+/// wait must stay "practically never", not become "at once".
+fn deadline_from(now: Instant, duration: Duration) -> Instant {
+    let mut wait = duration.min(NEVER);
+    while !wait.is_zero() {
+        if let Some(deadline) = now.checked_add(wait) {
+            return deadline;
+        }
+        wait /= 2;
+    }
+    now
+}
+
+/// How far away "never" is: ~30 years.
+const NEVER: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
 
 /// Waits until `deadline` without blocking the loop.
 pub fn sleep_until(deadline: Instant) -> Sleep {
@@ -174,5 +190,51 @@ impl<F> fmt::Debug for Timeout<F> {
         f.debug_struct("Timeout")
             .field("sleep", &self.sleep)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The latest `Instant` this platform can represent, to within a second
+    /// (its range ends somewhere; found by halving steps).
+    fn the_end_of_time() -> Instant {
+        let mut end = Instant::now();
+        let mut step = Duration::MAX;
+        while step >= Duration::from_secs(1) {
+            match end.checked_add(step) {
+                Some(later) => end = later,
+                None => step /= 2,
+            }
+        }
+        end
+    }
+
+    #[test]
+    fn deadline_after_overflowing_the_clock_falls_back_to_far_not_now() {
+        // A moment from which "never" (30 years) no longer fits, but a
+        // week does: the deadline must be far off, not `now` (which would
+        // fire a "never" timeout at once).
+        let Some(now) = the_end_of_time().checked_sub(NEVER / 2) else {
+            return; // an `Instant` range shorter than 15 years: nothing to test
+        };
+        assert!(now.checked_add(NEVER).is_none());
+        let deadline = deadline_from(now, Duration::MAX);
+        assert!(
+            deadline >= now + NEVER / 4,
+            "a Duration::MAX wait gave a deadline only {:?} away",
+            deadline - now
+        );
+        // A short wait is unaffected by the cap.
+        let week = Duration::from_secs(7 * 24 * 3600);
+        assert_eq!(deadline_from(now, week), now + week);
+    }
+
+    #[test]
+    fn deadline_after_caps_at_never() {
+        let now = Instant::now();
+        assert_eq!(deadline_from(now, Duration::MAX), now + NEVER);
+        assert_eq!(deadline_from(now, Duration::ZERO), now);
     }
 }

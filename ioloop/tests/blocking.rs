@@ -8,7 +8,7 @@ use std::io::Write;
 use std::thread;
 use std::time::Duration;
 
-use support::{capture_logs, logs_of_this_thread, run_safely, socket_pair, start_safely};
+use support::{capture_logs, logs_of_this_thread, run, socket_pair, start_safely};
 use whirl_ioloop::{sleep, spawn, Interest, IoLoop, PeriodicCallback};
 
 /// The threshold the tests set.
@@ -122,14 +122,14 @@ fn a_task_blocking_during_a_poll_is_logged_with_its_spawn_site() {
     };
     let line = line!() + 1;
     let handle = io_loop.spawn(task);
-    run_safely(&io_loop, handle).unwrap();
+    run(&io_loop, handle).unwrap();
     assert_one_warning("task", line);
 }
 
 #[test]
 fn a_task_spawned_with_the_free_function_is_logged_with_its_site() {
     let io_loop = detecting_loop();
-    let line = run_safely(&io_loop, async {
+    let line = run(&io_loop, async {
         let task = async { thread::sleep(BLOCK) };
         let line = line!() + 1;
         let handle = spawn(task);
@@ -183,7 +183,7 @@ fn fast_callbacks_log_nothing() {
         io_loop.add_callback(|| {});
     }
     io_loop.call_later(Duration::from_millis(1), || {});
-    run_safely(&io_loop, async {
+    run(&io_loop, async {
         spawn(async { sleep(Duration::from_millis(1)).await })
             .await
             .unwrap();

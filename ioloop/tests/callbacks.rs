@@ -11,7 +11,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use support::{run_safely, start_safely, start_within, trace, yield_now, Watchdog, SAFETY};
+use support::{run, start_safely, start_within, trace, yield_now, Watchdog, SAFETY};
 use whirl_ioloop::{IoLoop, LoopHandle};
 
 /// Compiles only if `T` is `Send + Sync + Clone`.
@@ -62,7 +62,7 @@ fn a_callback_runs_on_the_next_iteration_not_at_once() {
     let r = ran.clone();
     io_loop.add_callback(move || r.set(true));
     assert!(!ran.get(), "add_callback does not run the callback itself");
-    run_safely(&io_loop, async {
+    run(&io_loop, async {
         while !ran.get() {
             yield_now().await;
         }
@@ -141,7 +141,7 @@ fn eighty_thousand_callbacks_from_eight_threads_each_run_exactly_once() {
         seen.load(Ordering::SeqCst)
     );
     // Anything still queued (there should be nothing) would run now.
-    run_safely(&io_loop, async {
+    run(&io_loop, async {
         for _ in 0..3 {
             yield_now().await;
         }

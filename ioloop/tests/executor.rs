@@ -1,7 +1,7 @@
 //! Behaviour of the thread pool: [`ThreadPool`], [`run_in_executor`] and
 //! [`default_pool`].
 
-mod common;
+mod support;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -10,7 +10,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
-use common::{run, wait_until, yield_now, DropFlag, SAFETY};
+use support::{run, wait_until, yield_now, DropFlag, SAFETY};
 use whirl_ioloop::{default_pool, multi, run_in_executor, spawn, IoLoop, JoinError, ThreadPool};
 
 /// A barrier whose `wait` gives up after a while, so a test whose jobs never

@@ -2,7 +2,7 @@
 //! `remove_handler`, and the [`Ready`] they are called with. Loopback TCP
 //! only.
 
-mod common;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, Read, Write};
@@ -11,8 +11,8 @@ use std::rc::Rc;
 use std::thread;
 use std::time::Duration;
 
-use common::{run, start_with_safety_net, tcp_pair, wait_until, yield_times, SAFETY};
 use mio::net::{TcpListener, TcpStream};
+use support::{run, start_within, tcp_pair, wait_until, yield_times, SAFETY};
 use whirl_ioloop::{sleep, HandlerId, Interest, IoLoop, Ready};
 
 /// A registered stream, where its own handler (or another) can reach it to
@@ -108,7 +108,7 @@ fn a_listener_is_readable_when_a_client_connects() {
         .expect("add_handler");
     let client = thread::spawn(move || std::net::TcpStream::connect(addr).map(drop));
     assert!(
-        start_with_safety_net(&io_loop),
+        start_within(&io_loop, SAFETY),
         "the handler stopped the loop"
     );
     client.join().expect("client thread").expect("connect");
@@ -157,7 +157,7 @@ fn echo_round_trip_through_handlers() {
         result
     });
     assert!(
-        start_with_safety_net(&io_loop),
+        start_within(&io_loop, SAFETY),
         "the client stopped the loop"
     );
     let echoed = client.join().expect("client thread").expect("client I/O");

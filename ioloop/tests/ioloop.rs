@@ -5,14 +5,17 @@
 mod support;
 
 use std::cell::{Cell, RefCell};
+use std::future::poll_fn;
 use std::io::{Read, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use support::{
-    now_or_never, run_safely, same_loop, socket_pair, start_safely, trace, yield_now, DropCounter,
-    SAFETY,
+    now_or_never, run, same_loop, socket_pair, start_safely, trace, yield_now, DropCounter, SAFETY,
 };
 use whirl_ioloop::{sleep, HandlerId, Interest, IoLoop, JoinError, TimeoutError};
 
@@ -174,7 +177,7 @@ fn stop_before_start_makes_start_return_at_once() {
 fn starting_a_running_loop_panics() {
     let io_loop = IoLoop::new();
     let l = io_loop.clone();
-    let (start_panicked, run_sync_panicked) = run_safely(&io_loop, async move {
+    let (start_panicked, run_sync_panicked) = run(&io_loop, async move {
         let start = catch_unwind(AssertUnwindSafe(|| l.start())).is_err();
         let run_sync = catch_unwind(AssertUnwindSafe(|| l.run_sync(async {}))).is_err();
         (start, run_sync)
@@ -296,7 +299,7 @@ fn close_drops_every_handler_task_timer_and_callback() {
     io_loop.handle().add_callback(move || drop(token));
 
     // Let the task be polled once, so it is parked rather than queued.
-    run_safely(&io_loop, yield_now());
+    run(&io_loop, yield_now());
     assert_eq!(
         dropped.dropped(),
         2,
@@ -508,7 +511,7 @@ fn a_stop_in_a_callback_comes_before_that_iterations_poll() {
     assert_eq!(events.get(), 0, "the loop stopped before polling");
 
     // The readiness is still there for the next run.
-    run_safely(&io_loop, async {
+    run(&io_loop, async {
         while events.get() == 0 {
             sleep(Duration::from_millis(1)).await;
         }
@@ -598,4 +601,59 @@ fn a_loop_can_run_inside_a_callback_of_another_loop() {
         (true, true),
         "(inner current inside, outer current again after)"
     );
+}
+
+// ----- wake-ups from other threads ---------------------------------------------
+
+#[test]
+fn a_run_sync_future_woken_from_another_thread_never_loses_the_wake() {
+    // The run_sync future's waker and the loop's sleep announce each other
+    // through two flags; each side stores its own and loads the other's, so
+    // every access must be `SeqCst` or a wake-up may be lost and the loop
+    // sleep on. Here the future is woken only from another thread, thousands
+    // of times, sometimes while the loop is awake and sometimes while it
+    // sleeps in `poll`; a lost wake-up ends in the safety net.
+    const ROUNDS: usize = 5000;
+    let io_loop = IoLoop::new();
+    let parked: Arc<Mutex<Option<Waker>>> = Arc::default();
+    let waker_thread = {
+        let parked = parked.clone();
+        thread::spawn(move || {
+            for round in 0..ROUNDS {
+                let waker = loop {
+                    if let Some(waker) = parked.lock().unwrap().take() {
+                        break waker;
+                    }
+                    thread::yield_now();
+                };
+                if round % 8 == 0 {
+                    // Give the loop time to go to sleep in `poll`.
+                    thread::sleep(Duration::from_micros(100));
+                }
+                waker.wake();
+            }
+        })
+    };
+    let mut done = 0;
+    let mut waiting = false;
+    let rounds = run(
+        &io_loop,
+        poll_fn(|cx| {
+            // Woken for this round once the thread took the parked waker.
+            if waiting && parked.lock().unwrap().is_none() {
+                waiting = false;
+                done += 1;
+            }
+            if done == ROUNDS {
+                return Poll::Ready(done);
+            }
+            if !waiting {
+                *parked.lock().unwrap() = Some(cx.waker().clone());
+                waiting = true;
+            }
+            Poll::Pending
+        }),
+    );
+    assert_eq!(rounds, ROUNDS);
+    waker_thread.join().expect("the waking thread");
 }

@@ -1,13 +1,13 @@
 //! Behaviour of [`multi`]: several futures awaited together, outputs in input
 //! order.
 
-mod common;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use common::{now_or_never, run, wait_until, yield_now, yield_times, DropFlag};
+use support::{now_or_never, run, wait_until, yield_now, yield_times, DropFlag};
 use whirl_ioloop::{
     multi, sleep, sleep_until, spawn, with_timeout, IoLoop, JoinError, TimeoutError,
 };

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{run_safely, trace, Trace};
+use support::{run, trace, Trace};
 use whirl_ioloop::{sleep, IoLoop, PeriodicCallback};
 
 /// The period of most tests.
@@ -25,7 +25,7 @@ fn counting(period: Duration) -> (PeriodicCallback, Rc<Cell<u32>>) {
 
 /// Runs the loop until `runs` reaches `n`.
 fn run_until_count(io_loop: &IoLoop, runs: &Rc<Cell<u32>>, n: u32) {
-    run_safely(io_loop, async {
+    run(io_loop, async {
         while runs.get() < n {
             sleep(Duration::from_millis(1)).await;
         }
@@ -57,7 +57,7 @@ fn the_first_run_is_one_period_after_start() {
     );
     let started = Instant::now();
     pc.start();
-    run_safely(&io_loop, async {
+    run(&io_loop, async {
         while first_run.get().is_none() {
             sleep(Duration::from_millis(1)).await;
         }
@@ -80,7 +80,7 @@ fn stop_stops_it() {
     assert!(!pc.is_running());
     assert_eq!(io_loop.pending_timeouts(), 0, "its timer was disarmed");
     let after_stop = runs.get();
-    run_safely(&io_loop, sleep(PERIOD * 10));
+    run(&io_loop, sleep(PERIOD * 10));
     assert_eq!(runs.get(), after_stop, "no run after stop");
 }
 
@@ -104,7 +104,7 @@ fn stop_from_its_own_callback() {
     *slot.borrow_mut() = Some(pc.clone());
     pc.start();
     run_until_count(&io_loop, &runs, 3);
-    run_safely(&io_loop, sleep(PERIOD * 10));
+    run(&io_loop, sleep(PERIOD * 10));
     assert_eq!(runs.get(), 3);
     assert!(!pc.is_running());
     assert_eq!(io_loop.pending_timeouts(), 0);
@@ -138,7 +138,7 @@ fn starting_twice_is_harmless() {
     pc.stop();
     assert_eq!(io_loop.pending_timeouts(), 0, "no timer left behind");
     let after_stop = runs.get();
-    run_safely(&io_loop, sleep(PERIOD * 10));
+    run(&io_loop, sleep(PERIOD * 10));
     assert_eq!(runs.get(), after_stop);
 }
 
@@ -206,7 +206,7 @@ fn missed_runs_are_skipped_not_run_in_a_burst() {
         b.set(Some(Instant::now()));
     });
     // Wait until the schedule has clearly resumed after the block.
-    run_safely(&io_loop, async {
+    run(&io_loop, async {
         loop {
             if let Some(end) = block_end.get() {
                 if run_times.borrow().iter().filter(|t| **t >= end).count() >= 3 {

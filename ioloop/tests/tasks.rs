@@ -1,7 +1,7 @@
 //! Behaviour of tasks: [`spawn`], [`JoinHandle`], [`JoinError`] and the task
 //! wakers.
 
-mod common;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -13,7 +13,9 @@ use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::Duration;
 
-use common::{run, wait_until, yield_now, yield_times, DropFlag};
+use support::{
+    capture_logs, logs_of_this_thread, run, wait_until, yield_now, yield_times, DropFlag,
+};
 use whirl_ioloop::{sleep, spawn, IoLoop, JoinError, JoinHandle};
 
 /// Code a [`Probe`] runs inside its first poll, with its waker.
@@ -616,4 +618,178 @@ fn a_stale_waker_does_not_poll_a_newer_task() {
         );
         new_handle.abort();
     });
+}
+
+// ----- panics in a task's destructor -------------------------------------------
+
+/// A future that is ready with `output` once `ready` is set (at once if it
+/// starts set), and panics when dropped: a destructor that runs user code
+/// which goes wrong.
+struct PanicsOnDrop {
+    /// Whether the next poll completes.
+    ready: Rc<Cell<bool>>,
+    /// What it completes with.
+    output: u32,
+}
+
+impl Future for PanicsOnDrop {
+    type Output = u32;
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<u32> {
+        if self.ready.get() {
+            Poll::Ready(self.output)
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("dropping future {}", self.output);
+    }
+}
+
+/// Panics when dropped: a task output whose destructor goes wrong.
+struct OutputPanicsOnDrop;
+
+impl Drop for OutputPanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("dropping the output");
+    }
+}
+
+/// Whether this thread's captured log holds `needle`.
+fn logged(needle: &str) -> bool {
+    logs_of_this_thread()
+        .iter()
+        .any(|line| line.contains(needle))
+}
+
+#[test]
+fn a_finished_task_future_panicking_in_drop_does_not_escape_the_loop() {
+    capture_logs();
+    let io_loop = IoLoop::new();
+    let (joined, after) = run(&io_loop, async {
+        let ready = Rc::new(Cell::new(true));
+        let joined = spawn(PanicsOnDrop { ready, output: 7 }).await;
+        let after = spawn(async { "still running" }).await;
+        (joined, after)
+    });
+    // The output was produced before the drop went wrong: it is kept.
+    assert_eq!(joined, Ok(7));
+    assert_eq!(after, Ok("still running"));
+    assert!(logged(
+        "panicked while dropping its future: dropping future 7"
+    ));
+    assert_eq!(io_loop.pending_tasks(), 0);
+    assert_eq!(run(&io_loop, async { 1 }), 1);
+}
+
+/// A future whose poll panics, and whose destructor panics too (run after
+/// the poll's panic was caught, not while unwinding it).
+struct PanicsInPollAndDrop;
+
+impl Future for PanicsInPollAndDrop {
+    type Output = u32;
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<u32> {
+        Poll::Ready(explode(8))
+    }
+}
+
+impl Drop for PanicsInPollAndDrop {
+    fn drop(&mut self) {
+        panic!("dropping the panicked future");
+    }
+}
+
+#[test]
+fn a_panicked_task_future_panicking_in_drop_yields_panicked_and_the_loop_goes_on() {
+    capture_logs();
+    let io_loop = IoLoop::new();
+    let joined = run(&io_loop, async { spawn(PanicsInPollAndDrop).await });
+    assert_eq!(joined, Err(JoinError::Panicked(String::from("boom 8"))));
+    assert!(logged(
+        "panicked while dropping its future: dropping the panicked future"
+    ));
+    assert_eq!(run(&io_loop, async { 2 }), 2);
+}
+
+#[test]
+fn an_aborted_task_future_panicking_in_drop_does_not_escape_abort() {
+    capture_logs();
+    let io_loop = IoLoop::new();
+    let joined = run(&io_loop, async {
+        let ready = Rc::new(Cell::new(false));
+        let task = spawn(PanicsOnDrop { ready, output: 9 });
+        yield_times(2).await; // the task was polled, and is pending
+        task.abort(); // drops the future here, in this task's poll
+        task.await
+    });
+    assert_eq!(joined, Err(JoinError::Cancelled));
+    assert!(logged(
+        "panicked while dropping its future: dropping future 9"
+    ));
+    assert_eq!(run(&io_loop, async { 3 }), 3);
+}
+
+#[test]
+fn a_task_aborting_itself_with_a_future_panicking_in_drop_does_not_escape_the_loop() {
+    capture_logs();
+    let io_loop = IoLoop::new();
+    let joined = run(&io_loop, async {
+        let handle: Rc<RefCell<Option<JoinHandle<()>>>> = Rc::default();
+        let own = handle.clone();
+        let task = spawn(async move {
+            let _bomb = PanicsOnDrop {
+                ready: Rc::new(Cell::new(false)),
+                output: 10,
+            };
+            yield_now().await;
+            // Dropped after this poll, by the loop.
+            own.borrow().as_ref().expect("the handle").abort();
+            std::future::pending::<()>().await;
+        });
+        *handle.borrow_mut() = Some(task);
+        yield_times(4).await;
+        let task = handle.borrow_mut().take().expect("the handle");
+        task.await
+    });
+    assert_eq!(joined, Err(JoinError::Cancelled));
+    assert!(logged(
+        "panicked while dropping its future: dropping future 10"
+    ));
+    assert_eq!(run(&io_loop, async { 4 }), 4);
+}
+
+#[test]
+fn closing_a_loop_whose_task_future_panics_in_drop_does_not_panic() {
+    capture_logs();
+    let io_loop = IoLoop::new();
+    let ready = Rc::new(Cell::new(false));
+    let task = io_loop.spawn(PanicsOnDrop { ready, output: 11 });
+    run(&io_loop, yield_times(2)); // polled once, pending
+    io_loop.close();
+    assert!(task.is_finished());
+    assert_eq!(support::now_or_never(task), Some(Err(JoinError::Cancelled)));
+    assert!(logged(
+        "panicked while dropping its future: dropping future 11"
+    ));
+}
+
+#[test]
+fn a_detached_tasks_output_panicking_in_drop_does_not_escape_the_loop() {
+    capture_logs();
+    let io_loop = IoLoop::new();
+    let after = run(&io_loop, async {
+        drop(spawn(async { OutputPanicsOnDrop }));
+        yield_times(2).await;
+        spawn(async { "still running" }).await
+    });
+    assert_eq!(after, Ok("still running"));
+    assert!(logged(
+        "panicked while dropping its output: dropping the output"
+    ));
+    assert_eq!(io_loop.pending_tasks(), 0);
 }

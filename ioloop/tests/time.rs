@@ -1,7 +1,7 @@
 //! Behaviour of the time-based futures: [`sleep`], [`sleep_until`],
 //! [`with_timeout`] and [`TimeoutError`].
 
-mod common;
+mod support;
 
 use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use common::{now_or_never, poll_once, run, yield_now, yield_times, DropFlag};
+use support::{now_or_never, poll_once, run, yield_now, yield_times, DropFlag};
 use whirl_ioloop::{
     sleep, sleep_until, spawn, with_timeout, IoLoop, JoinError, Sleep, TimeoutError,
 };

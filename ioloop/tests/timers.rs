@@ -8,12 +8,12 @@ use std::collections::HashSet;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use support::{run_safely, start_safely, trace, yield_now, DropCounter};
+use support::{run, start_safely, trace, yield_now, DropCounter};
 use whirl_ioloop::{sleep, IoLoop};
 
 /// Runs the loop until `n` entries were traced into `log`.
 fn run_until_len<T>(io_loop: &IoLoop, log: &support::Trace<T>, n: usize) {
-    run_safely(io_loop, async {
+    run(io_loop, async {
         while log.borrow().len() < n {
             sleep(Duration::from_millis(1)).await;
         }
@@ -125,7 +125,7 @@ fn remove_timeout_prevents_firing_and_drops_the_callback_at_once() {
         "the callback was dropped by remove_timeout"
     );
     assert_eq!(io_loop.pending_timeouts(), 0);
-    run_safely(&io_loop, sleep(Duration::from_millis(20)));
+    run(&io_loop, sleep(Duration::from_millis(20)));
     assert!(!fired.get());
     io_loop.remove_timeout(handle); // removing twice is harmless
 }
@@ -171,7 +171,7 @@ fn a_hundred_thousand_timers_half_removed() {
     assert_eq!(io_loop.pending_timeouts(), N / 2);
     run_until_len(&io_loop, &log, N / 2);
     // Anything left over (removed timers must not be) would fire by now.
-    run_safely(&io_loop, sleep(Duration::from_millis(20)));
+    run(&io_loop, sleep(Duration::from_millis(20)));
 
     let fired = log.borrow();
     assert_eq!(fired.len(), N / 2);
@@ -193,7 +193,7 @@ fn arming_and_cancelling_a_timer_per_request_does_not_accumulate() {
     let keepalive = io_loop.call_later(Duration::from_secs(3600), || {});
     let f = fired.clone();
     let l = io_loop.clone();
-    run_safely(&io_loop, async move {
+    run(&io_loop, async move {
         for request in 0..100_000u32 {
             let f = f.clone();
             let handle = l.call_later(Duration::from_secs(60), move || f.set(f.get() + 1));
@@ -202,7 +202,7 @@ fn arming_and_cancelling_a_timer_per_request_does_not_accumulate() {
                 yield_now().await;
             }
         }
-        // With the safety-net deadline of run_safely: at most two armed.
+        // With the safety-net deadline of run: at most two armed.
         assert!(
             l.pending_timeouts() <= 2,
             "{} timers pending",

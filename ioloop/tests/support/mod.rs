@@ -1,6 +1,7 @@
 //! Helpers shared by the behaviour tests of `whirl-ioloop`: drop observers,
-//! safety nets that make every test terminate, a one-shot poll, a watchdog
-//! that wakes a loop through a socket, and a log capturer.
+//! safety nets that make every test terminate, a one-shot poll, yields,
+//! loopback socket pairs, a watchdog that wakes a loop through a socket, and a
+//! log capturer.
 //!
 //! Each test file uses only some of these.
 #![allow(dead_code)]
@@ -8,6 +9,7 @@
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io::Write;
+use std::net::{TcpListener, TcpStream};
 use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,7 +20,7 @@ use std::thread::{self, JoinHandle, ThreadId};
 use std::time::Duration;
 
 use mio::net::UnixStream;
-use whirl_ioloop::{HandlerId, Interest, IoLoop};
+use whirl_ioloop::{sleep, HandlerId, Interest, IoLoop};
 
 /// How long a test may run before its safety net ends it (and fails it).
 /// Generous: the machine is shared and noisy.
@@ -64,12 +66,38 @@ impl Drop for DropToken {
     }
 }
 
+/// Set once its [`DropToken`] is dropped: a [`DropCounter`] for one token.
+/// `Send + Sync`, so it also observes thread-pool jobs.
+#[derive(Clone, Default)]
+pub struct DropFlag(DropCounter);
+
+impl DropFlag {
+    /// A flag not yet set.
+    pub fn new() -> DropFlag {
+        DropFlag::default()
+    }
+
+    /// A token to move into a future or closure; dropping it sets the flag.
+    pub fn token(&self) -> DropToken {
+        self.0.token()
+    }
+
+    /// Whether the token was dropped.
+    pub fn dropped(&self) -> bool {
+        self.0.dropped() > 0
+    }
+}
+
 // ----- futures -----------------------------------------------------------------
 
-/// Polls `future` once with a no-op waker.
+/// Polls `future` once with a waker that does nothing.
+pub fn poll_once<F: Future>(future: Pin<&mut F>) -> Poll<F::Output> {
+    future.poll(&mut Context::from_waker(Waker::noop()))
+}
+
+/// Polls `future` once, outside any task; `Some(output)` if it was ready.
 pub fn now_or_never<F: Future>(future: F) -> Option<F::Output> {
-    let future = pin!(future);
-    match future.poll(&mut Context::from_waker(Waker::noop())) {
+    match poll_once(pin!(future)) {
         Poll::Ready(output) => Some(output),
         Poll::Pending => None,
     }
@@ -95,6 +123,20 @@ impl Future for YieldNow {
 /// See [`YieldNow`].
 pub fn yield_now() -> YieldNow {
     YieldNow(false)
+}
+
+/// Gives the loop `n` iterations.
+pub async fn yield_times(n: usize) {
+    for _ in 0..n {
+        yield_now().await;
+    }
+}
+
+/// Waits, a millisecond at a time, until `cond` holds.
+pub async fn wait_until(mut cond: impl FnMut() -> bool) {
+    while !cond() {
+        sleep(Duration::from_millis(1)).await;
+    }
 }
 
 // ----- running a loop safely ---------------------------------------------------
@@ -123,11 +165,13 @@ pub fn start_safely(io_loop: &IoLoop) {
     );
 }
 
-/// Runs `future` on `io_loop`, failing the test if it takes longer than [`SAFETY`].
-pub fn run_safely<F: Future>(io_loop: &IoLoop, future: F) -> F::Output {
+/// Runs `future` to completion on `io_loop`, failing the test if it takes
+/// longer than [`SAFETY`].
+#[track_caller]
+pub fn run<F: Future>(io_loop: &IoLoop, future: F) -> F::Output {
     match io_loop.run_sync_timeout(future, SAFETY) {
         Ok(output) => output,
-        Err(e) => panic!("run_sync hit the safety net: {e}"),
+        Err(e) => panic!("the test's future did not complete within {SAFETY:?}: {e}"),
     }
 }
 
@@ -146,6 +190,17 @@ pub fn same_loop(a: &IoLoop, b: &IoLoop) -> bool {
 /// A connected pair of Unix stream sockets, both non-blocking.
 pub fn socket_pair() -> (UnixStream, UnixStream) {
     UnixStream::pair().expect("socketpair")
+}
+
+/// A connected loopback TCP pair: a non-blocking `mio` end for the loop and a
+/// blocking `std` end for the test (or a client thread) to drive.
+pub fn tcp_pair() -> (mio::net::TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback listener");
+    let peer =
+        TcpStream::connect(listener.local_addr().expect("listener address")).expect("connect");
+    let (accepted, _) = listener.accept().expect("accept");
+    accepted.set_nonblocking(true).expect("set non-blocking");
+    (mio::net::TcpStream::from_std(accepted), peer)
 }
 
 /// Stops a loop through a socket after a limit, without a timer: for tests
