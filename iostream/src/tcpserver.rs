@@ -7,7 +7,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::time::Duration;
 
 use whirl_ioloop::{with_timeout, HandlerId, Interest, IoLoop};
@@ -27,11 +27,21 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const ACCEPT_PAUSE_ON_EMFILE: Duration = Duration::from_millis(500);
 
 /// The per-connection hook: called with each accepted stream and the peer's
-/// address; the future it returns runs as a task.
-type HandleStream = Box<dyn Fn(IoStream, SocketAddr) -> Pin<Box<dyn Future<Output = ()>>>>;
+/// address; the future it returns runs as a task. Shared, so that a TLS
+/// connection can call it once its handshake is done without holding the
+/// whole server.
+type HandleStream = Rc<dyn Fn(IoStream, SocketAddr) -> Pin<Box<dyn Future<Output = ()>>>>;
 
 /// A non-blocking TCP server: Tornado's `TCPServer`, with `handle_stream` given
 /// as a closure returning a future.
+///
+/// `TcpServer` is a handle: clones control the same server. A listening
+/// server keeps running when every handle is dropped, as in Tornado
+/// (`server.listen(8888); IOLoop.current().start()`): its accept handlers,
+/// which the loop owns, hold it. That is a deliberate cycle through the loop,
+/// broken by [`stop`](TcpServer::stop) or [`IoLoop::close`], as a started
+/// [`PeriodicCallback`](whirl_ioloop::PeriodicCallback) is. Connections
+/// already accepted do not hold the server: each is a task of its own.
 ///
 /// # Examples
 ///
@@ -57,7 +67,7 @@ type HandleStream = Box<dyn Fn(IoStream, SocketAddr) -> Pin<Box<dyn Future<Outpu
 /// ```
 #[derive(Clone)]
 pub struct TcpServer {
-    /// Shared with the accept handlers (weakly).
+    /// Shared with the accept handlers, which hold it strongly until `stop`.
     inner: Rc<ServerInner>,
 }
 
@@ -103,7 +113,7 @@ impl TcpServer {
         TcpServer {
             inner: Rc::new(ServerInner {
                 io_loop: IoLoop::current(),
-                handle_stream: Box::new(move |stream, addr| Box::pin(handle_stream(stream, addr))),
+                handle_stream: Rc::new(move |stream, addr| Box::pin(handle_stream(stream, addr))),
                 listeners: RefCell::new(Vec::new()),
                 options: Cell::new(StreamOptions::default()),
                 paused: Cell::new(false),
@@ -132,7 +142,9 @@ impl TcpServer {
 
     /// Binds `port` on `address` (`None`: every interface) and starts
     /// accepting; returns the bound addresses (port 0 picks a free port).
-    /// Tornado: `listen(port, address)`.
+    /// The server then listens until [`stop`](TcpServer::stop) or
+    /// [`IoLoop::close`], whether or not a handle is kept. Tornado:
+    /// `listen(port, address)`.
     ///
     /// # Errors
     ///
@@ -143,7 +155,8 @@ impl TcpServer {
     }
 
     /// Starts accepting on already bound, listening sockets (e.g. from
-    /// [`bind_sockets`] with `reuse_port`). Tornado: `add_sockets`.
+    /// [`bind_sockets`] with `reuse_port`), until [`stop`](TcpServer::stop)
+    /// or [`IoLoop::close`]. Tornado: `add_sockets`.
     ///
     /// # Errors
     ///
@@ -155,12 +168,13 @@ impl TcpServer {
             let local = socket.local_addr()?;
             let mut socket = mio::net::TcpListener::from_std(socket);
             let index = self.inner.listeners.borrow().len();
-            let weak = Rc::downgrade(&self.inner);
+            // Holds the server strongly: see the type's docs.
+            let server = self.inner.clone();
             let id =
                 self.inner
                     .io_loop
                     .add_handler(&mut socket, Interest::READABLE, move |_| {
-                        accept_batch(&weak, index)
+                        accept_batch(&server, index)
                     })?;
             self.inner
                 .listeners
@@ -183,7 +197,8 @@ impl TcpServer {
     }
 
     /// Stops listening: the sockets are closed; connections already accepted
-    /// go on. Tornado: `stop()`.
+    /// go on. The loop lets go of the server (which is freed once no handle
+    /// is left). Tornado: `stop()`.
     pub fn stop(&self) {
         let listeners: Vec<Listener> = self
             .inner
@@ -204,10 +219,7 @@ impl TcpServer {
 /// Accepts up to [`ACCEPT_BATCH`] connections from listener `index`, then
 /// schedules itself again if more may be waiting (readiness is edge-triggered,
 /// so stopping early must not lose the rest).
-fn accept_batch(weak: &Weak<ServerInner>, index: usize) {
-    let Some(server) = weak.upgrade() else {
-        return;
-    };
+fn accept_batch(server: &Rc<ServerInner>, index: usize) {
     if server.paused.get() {
         return;
     }
@@ -221,31 +233,7 @@ fn accept_batch(weak: &Weak<ServerInner>, index: usize) {
         }
         match accepted {
             Ok((socket, peer)) => match IoStream::with_options(socket, server.options.get()) {
-                Ok(stream) => match server.tls.borrow().clone() {
-                    None => drop(server.io_loop.spawn((server.handle_stream)(stream, peer))),
-                    Some(tls) => {
-                        let weak = weak.clone();
-                        drop(server.io_loop.spawn(async move {
-                            match with_timeout(TLS_HANDSHAKE_TIMEOUT, stream.start_tls_server(&tls))
-                                .await
-                            {
-                                Ok(Ok(())) => {}
-                                Ok(Err(e)) => {
-                                    log::debug!("TLS handshake with {peer} failed: {e}");
-                                    return;
-                                }
-                                Err(_) => {
-                                    log::debug!("TLS handshake with {peer} timed out");
-                                    stream.close_with_reason(CloseReason::Timeout);
-                                    return;
-                                }
-                            }
-                            if let Some(server) = weak.upgrade() {
-                                (server.handle_stream)(stream, peer).await;
-                            }
-                        }));
-                    }
-                },
+                Ok(stream) => start_connection(server, stream, peer),
                 Err(e) => log::warn!("cannot register connection from {peer}: {e}"),
             },
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -258,24 +246,66 @@ fn accept_batch(weak: &Weak<ServerInner>, index: usize) {
                         ACCEPT_PAUSE_ON_EMFILE
                     );
                 }
-                server.paused.set(true);
-                let weak = weak.clone();
-                server.io_loop.call_later(ACCEPT_PAUSE_ON_EMFILE, move || {
-                    if let Some(server) = weak.upgrade() {
-                        server.paused.set(false);
-                        accept_batch(&weak, index);
-                    }
-                });
+                pause_accepting(server);
                 return;
             }
             // ECONNABORTED and friends concern one connection only.
             Err(e) => log::debug!("accept failed: {e}"),
         }
     }
-    let weak = weak.clone();
+    let again = server.clone();
     server
         .io_loop
-        .add_callback(move || accept_batch(&weak, index));
+        .add_callback(move || accept_batch(&again, index));
+}
+
+/// Stops accepting on every listener for [`ACCEPT_PAUSE_ON_EMFILE`], then
+/// resumes on every listener: while paused, the readiness events of all of
+/// them were consumed unanswered, and edge-triggered readiness will not
+/// report their waiting connections again.
+fn pause_accepting(server: &Rc<ServerInner>) {
+    server.paused.set(true);
+    let resumed = server.clone();
+    server.io_loop.call_later(ACCEPT_PAUSE_ON_EMFILE, move || {
+        resumed.paused.set(false);
+        let count = resumed.listeners.borrow().len();
+        for index in 0..count {
+            // A listener that runs out again pauses all of them; the
+            // next resume retries every one.
+            accept_batch(&resumed, index);
+        }
+    });
+}
+
+/// Hands an accepted stream to `handle_stream` as a task of its own; with
+/// TLS, after the handshake. The task holds the hook, never the server, so
+/// a connection does not keep a stopped server alive.
+fn start_connection(server: &ServerInner, stream: IoStream, peer: SocketAddr) {
+    let tls = server.tls.borrow().clone();
+    let Some(tls) = tls else {
+        drop(server.io_loop.spawn((server.handle_stream)(stream, peer)));
+        return;
+    };
+    let handle_stream = server.handle_stream.clone();
+    drop(server.io_loop.spawn(async move {
+        match with_timeout(TLS_HANDSHAKE_TIMEOUT, stream.start_tls_server(&tls)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                log::debug!("TLS handshake with {peer} failed: {e}");
+                return;
+            }
+            Err(_) => {
+                log::debug!("TLS handshake with {peer} timed out");
+                stream.close_with_reason(CloseReason::Timeout);
+                return;
+            }
+        }
+        // As on the plain path: the hook makes the connection's future and
+        // is let go before that future runs.
+        let connection = handle_stream(stream, peer);
+        drop(handle_stream);
+        connection.await;
+    }));
 }
 
 /// Whether `e` is EMFILE or ENFILE (out of file descriptors).
@@ -289,5 +319,56 @@ impl fmt::Debug for TcpServer {
             .field("local_addrs", &self.local_addrs())
             .field("paused", &self.inner.paused.get())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{TcpListener, TcpStream};
+
+    use whirl_ioloop::sleep;
+
+    use super::*;
+
+    #[test]
+    fn after_an_emfile_pause_every_listener_is_retried() {
+        // While accepting is paused (as after EMFILE on one listener), the
+        // readiness events of *every* listener are consumed unanswered, and
+        // edge-triggered readiness will not repeat them: the resume must
+        // retry each listener, not only the one that ran out.
+        let io_loop = IoLoop::new();
+        let accepted = Rc::new(Cell::new(0));
+        let count = accepted.clone();
+        let server = TcpServer::new(move |_stream: IoStream, _peer| {
+            count.set(count.get() + 1);
+            async {}
+        });
+        let sockets: Vec<TcpListener> = (0..3)
+            .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
+            .collect();
+        let addrs = server.add_sockets(sockets).expect("add_sockets");
+        pause_accepting(&server.inner);
+        // One client per listener, waiting in its backlog; their readiness
+        // events arrive while the server is paused.
+        let clients: Vec<TcpStream> = addrs
+            .iter()
+            .map(|addr| TcpStream::connect(addr).expect("connect"))
+            .collect();
+        let outcome = io_loop.run_sync_timeout(
+            async {
+                while accepted.get() < clients.len() {
+                    sleep(Duration::from_millis(5)).await;
+                }
+            },
+            Duration::from_secs(60),
+        );
+        assert!(
+            outcome.is_ok(),
+            "accepted {} of {} after the pause",
+            accepted.get(),
+            clients.len()
+        );
+        server.stop();
+        io_loop.close();
     }
 }

@@ -12,7 +12,9 @@ use std::thread;
 
 use whirl_ioloop::IoLoop;
 use whirl_iostream::netutil::{bind_sockets, Family};
-use whirl_iostream::{CloseReason, IoStream, TcpServer, ACCEPT_BATCH};
+use whirl_iostream::{
+    CloseReason, IoStream, TcpServer, TlsClientConfig, TlsServerConfig, ACCEPT_BATCH,
+};
 
 use support::{
     init_logging, join, reset, run, run_on, settle, wait_until, Checksum, Pattern, TEST_TIMEOUT,
@@ -367,4 +369,92 @@ fn a_long_echo_keeps_memory_bounded() {
             "RSS grew by {growth} bytes while echoing {total}"
         );
     }
+}
+
+#[test]
+fn dropping_every_server_handle_keeps_it_listening_until_the_loop_closes() {
+    // Tornado's shape: `listen`, then run the loop, keeping no handle. The
+    // server used to stop silently (its accept handlers held it weakly),
+    // leaving a dead handler slot on the loop.
+    let io_loop = IoLoop::new();
+    let (server, accepted) = line_echo_server();
+    let addr = server.listen(0, Some("127.0.0.1")).unwrap()[0];
+    drop(server);
+    run_on(&io_loop, async {
+        for i in 0..3 {
+            let client = IoStream::connect(addr).await.unwrap();
+            client.write(format!("still listening {i}\n"));
+            let echoed = client.read_until(b"\n", 1024).await.unwrap();
+            assert_eq!(echoed, format!("still listening {i}\n").as_bytes());
+        }
+    });
+    assert_eq!(accepted.get(), 3);
+    // Closing the loop frees the server (the hook held `accepted`) and
+    // closes its socket.
+    io_loop.close();
+    assert_eq!(Rc::strong_count(&accepted), 1, "the server was not freed");
+    let refused = TcpStream::connect(addr).unwrap_err();
+    assert_eq!(
+        refused.kind(),
+        io::ErrorKind::ConnectionRefused,
+        "{refused:?}"
+    );
+}
+
+/// A self-signed certificate for 127.0.0.1, as a server and a client config.
+fn tls_configs() -> (TlsServerConfig, TlsClientConfig) {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).expect("rcgen");
+    let (cert, key) = (cert.cert.pem(), cert.signing_key.serialize_pem());
+    let server = TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).expect("server config");
+    let client = TlsClientConfig::builder()
+        .ca_certs_pem(cert.as_bytes())
+        .build()
+        .expect("client config");
+    (server, client)
+}
+
+/// Stops a server (plain or TLS) with a connection open, drops its last
+/// handle, and checks that the server is freed at once while the
+/// connection goes on.
+fn a_stopped_server_is_freed_while_its_connections_go_on(tls: bool) {
+    run(async {
+        let (server, accepted) = line_echo_server();
+        let (server, client_tls) = if tls {
+            let (server_tls, client_tls) = tls_configs();
+            (server.with_tls(server_tls), Some(client_tls))
+        } else {
+            (server, None)
+        };
+        let addr = server.listen(0, Some("127.0.0.1")).unwrap()[0];
+        let client = IoStream::connect(addr).await.unwrap();
+        if let Some(config) = &client_tls {
+            client.start_tls_client(config, "127.0.0.1").await.unwrap();
+        }
+        client.write("before\n");
+        assert_eq!(client.read_until(b"\n", 1024).await.unwrap(), b"before\n");
+
+        let also = server.clone();
+        drop(server);
+        also.stop();
+        drop(also);
+        // The hook (which holds `accepted`) is gone with the server: neither
+        // the loop nor the connection's task holds it.
+        assert_eq!(Rc::strong_count(&accepted), 1, "the server is still held");
+
+        client.write("after\n");
+        assert_eq!(client.read_until(b"\n", 1024).await.unwrap(), b"after\n");
+        assert_eq!(accepted.get(), 1);
+    });
+}
+
+#[test]
+fn stop_frees_a_server_whose_handles_are_dropped_while_a_connection_goes_on() {
+    a_stopped_server_is_freed_while_its_connections_go_on(false);
+}
+
+#[test]
+fn a_tls_connection_does_not_hold_its_stopped_server() {
+    // The TLS path used to hold the whole server for the connection's
+    // lifetime, unlike the plain path.
+    a_stopped_server_is_freed_while_its_connections_go_on(true);
 }
