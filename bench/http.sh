@@ -83,6 +83,9 @@ cpu_ticks() {
 start_server() {
     local cmd
     cmd=$(command_for "$1")
+    # Empty the log here: the child truncates it only once it runs, and the
+    # previous server's line must not be read meanwhile.
+    : >"$log"
     # shellcheck disable=SC2086 # $cmd is a binary and its flags
     env -u RUST_LOG taskset -c "$server_cpu" $cmd --port 0 2>"$log" &
     server_pid=$!
@@ -106,7 +109,11 @@ stop_server() {
 # Sends one request on a fresh connection; warns if the answer differs.
 check_response() {
     local response=
-    exec 3<>"/dev/tcp/127.0.0.1/$port"
+    if ! { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null; then
+        kill -0 "$server_pid" 2>/dev/null || echo "http.sh: $1 exited" >&2
+        cat "$log" >&2
+        die "$1 refused a connection on port $port"
+    fi
     printf 'GET / HTTP/1.1\r\nHost: bench\r\n\r\n' >&3
     IFS= read -r -t 2 -N "$expected_len" response <&3 || true
     exec 3>&-
