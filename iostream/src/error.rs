@@ -112,6 +112,10 @@ pub enum StreamError {
     /// A read was started while another was pending (one read at a time, as in
     /// Tornado: "Already reading").
     AlreadyReading,
+    /// The stream is not idle: a read is pending, or unread bytes or unsent
+    /// writes remain, so its transport cannot be replaced (they belong to the
+    /// old protocol). Tornado's `start_tls` raises `ValueError` for this.
+    NotIdle,
 }
 
 impl StreamError {
@@ -140,6 +144,10 @@ impl fmt::Display for StreamError {
             StreamError::AlreadyReading => {
                 write!(f, "another read is already pending on this stream")
             }
+            StreamError::NotIdle => write!(
+                f,
+                "the stream is not idle: a read is pending, or unread bytes or unsent writes remain"
+            ),
         }
     }
 }
@@ -172,6 +180,7 @@ impl From<StreamError> for io::Error {
                 io::ErrorKind::InvalidData
             }
             StreamError::AlreadyReading => io::ErrorKind::WouldBlock,
+            StreamError::NotIdle => io::ErrorKind::InvalidInput,
         };
         io::Error::new(kind, e.to_string())
     }

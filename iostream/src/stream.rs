@@ -200,7 +200,7 @@ enum Fill {
     Data,
     /// Nothing now; wait for readiness.
     WouldBlock,
-    /// The stream closed (EOF or error); `closed` is set.
+    /// The stream closed (EOF, error, or no transport); `closed` is set.
     Closed,
 }
 
@@ -361,7 +361,15 @@ impl IoStream {
                 return Poll::Ready(Err(StreamClosed::new(reason.clone()).into()));
             }
             let Some(transport) = s.transport.as_mut() else {
-                return Poll::Ready(Ok(()));
+                // Lost to a panicking `replace_transport` wrap: closed.
+                let wakeups = s.close_with(CloseReason::Local);
+                let reason = s
+                    .closed
+                    .clone()
+                    .unwrap_or_else(|| Rc::new(CloseReason::Local));
+                drop(s);
+                wake_all(wakeups);
+                return Poll::Ready(Err(StreamClosed::new(reason).into()));
             };
             let step = transport.handshake();
             match step {
@@ -402,24 +410,53 @@ impl IoStream {
     /// socket (STARTTLS). The registration with the loop stays (the new
     /// transport must poll the same source). Tornado: `IOStream.start_tls`.
     ///
+    /// `wrap` runs with the stream unborrowed, so it may use the stream.
+    ///
     /// # Errors
     ///
-    /// [`StreamError::Closed`] if the stream is closed; `AlreadyReading` if a
-    /// read is pending or unread bytes or unsent writes remain (they belong to
-    /// the old protocol).
+    /// [`StreamError::Closed`] if the stream is closed (or `wrap` closed it);
+    /// [`StreamError::NotIdle`] if a read is pending or unread bytes or
+    /// unsent writes remain (they belong to the old protocol).
+    ///
+    /// # Panics
+    ///
+    /// If `wrap` panics; the old transport is then lost and the stream closed
+    /// (reason [`CloseReason::Local`]).
     pub fn replace_transport(
         &self,
         wrap: impl FnOnce(Box<dyn Transport>) -> Box<dyn Transport>,
     ) -> Result<(), StreamError> {
+        // Step 1. Check the stream is idle and take the old transport out.
+        let old = {
+            let mut s = self.state.borrow_mut();
+            if let Some(reason) = &s.closed {
+                return Err(StreamClosed::new(reason.clone()).into());
+            }
+            if s.reading || !s.read_buf.is_empty() || !s.write_queue.is_empty() {
+                return Err(StreamError::NotIdle);
+            }
+            s.transport.take()
+        };
+        let Some(old) = old else {
+            // Another `wrap` is running (this call comes from inside it).
+            return Err(StreamError::NotIdle);
+        };
+        // Step 2. Wrap it with the state unborrowed; a panic closes the
+        // stream on its way out.
+        let mut guard = CloseOnUnwind {
+            state: &self.state,
+            armed: true,
+        };
+        let new = wrap(old);
+        guard.armed = false;
+        // Step 3. Put the new transport in, unless `wrap` closed the stream
+        // (then the handler is still registered: remove it with the new one).
         let mut s = self.state.borrow_mut();
-        if let Some(reason) = &s.closed {
-            return Err(StreamClosed::new(reason.clone()).into());
-        }
-        if s.reading || !s.read_buf.is_empty() || !s.write_queue.is_empty() {
-            return Err(StreamError::AlreadyReading);
-        }
-        if let Some(old) = s.transport.take() {
-            s.transport = Some(wrap(old));
+        s.transport = Some(new);
+        if let Some(reason) = s.closed.clone() {
+            s.unregister();
+            s.transport = None;
+            return Err(StreamClosed::new(reason).into());
         }
         Ok(())
     }
@@ -586,6 +623,28 @@ impl IoStream {
     }
 }
 
+/// Closes the stream if `replace_transport`'s `wrap` panics (the old
+/// transport went down with it).
+struct CloseOnUnwind<'a> {
+    /// The stream's state (not borrowed while `wrap` runs).
+    state: &'a Rc<RefCell<State>>,
+    /// False once `wrap` returned.
+    armed: bool,
+}
+
+impl Drop for CloseOnUnwind<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Ok(mut s) = self.state.try_borrow_mut() {
+            let wakeups = s.close_with(CloseReason::Local);
+            drop(s);
+            wake_all(wakeups);
+        }
+    }
+}
+
 /// Ends a read however its future ends (completed or dropped).
 struct ReadGuard<'a> {
     /// The stream's state.
@@ -645,12 +704,13 @@ impl State {
                     wakeups,
                 );
             }
-            // Step 4. Read more if the transport is ready.
+            // Step 4. Read more if the transport is ready (a missing
+            // transport closes the stream in `fill`, so nothing waits on it).
             let ready = self.read_ready
                 || self
                     .transport
                     .as_ref()
-                    .is_some_and(|t| t.has_buffered_read());
+                    .is_none_or(|t| t.has_buffered_read());
             if ready {
                 match self.fill() {
                     (Fill::Data, _) => continue,
@@ -672,12 +732,14 @@ impl State {
         }
     }
 
-    /// Reads one chunk from the transport into the buffer.
+    /// Reads one chunk from the transport into the buffer. A missing
+    /// transport (lost to a panicking `replace_transport` wrap) closes the
+    /// stream.
     fn fill(&mut self) -> (Fill, Wakeups) {
         let room = self.options.max_buffer_size - self.read_buf.len();
         let chunk = self.options.read_chunk_size.min(room);
         let Some(transport) = self.transport.as_mut() else {
-            return (Fill::Closed, Vec::new());
+            return (Fill::Closed, self.close_with(CloseReason::Local));
         };
         let spare = self.read_buf.spare(chunk);
         let limit = spare.len().min(chunk);
@@ -799,6 +861,8 @@ impl State {
         let mut wakeups = Vec::new();
         while self.write_ready && !self.write_queue.is_empty() {
             let Some(transport) = self.transport.as_mut() else {
+                // Lost to a panicking `replace_transport` wrap.
+                wakeups.extend(self.close_with(CloseReason::Local));
                 break;
             };
             // Step 1. Gather up to MAX_IOVECS queued buffers.
@@ -1024,10 +1088,13 @@ impl State {
         wakeups
     }
 
-    /// Removes our fd handler, if registered.
+    /// Removes our fd handler, if registered (it takes the transport, the
+    /// source it was registered with).
     fn unregister(&mut self) {
-        if let (Some(id), Some(transport)) = (self.handler.take(), self.transport.as_mut()) {
-            let _ = self.io_loop.remove_handler(id, &mut **transport);
+        if let Some(transport) = self.transport.as_mut() {
+            if let Some(id) = self.handler.take() {
+                let _ = self.io_loop.remove_handler(id, &mut **transport);
+            }
         }
     }
 }

@@ -24,7 +24,7 @@ use rustls::{
     SignatureScheme,
 };
 
-use crate::error::StreamError;
+use crate::error::{CloseReason, StreamClosed, StreamError};
 use crate::stream::IoStream;
 use crate::transport::{Handshake, Transport, TransportIo};
 
@@ -149,7 +149,8 @@ pub struct TlsClientConfig {
 /// Builds a [`TlsClientConfig`].
 #[derive(Debug, Clone, Default)]
 pub struct TlsClientConfigBuilder {
-    /// Verify the server's certificate chain and name.
+    /// Accept any server certificate for any name: the chain and the name are
+    /// *not* verified (set by `validate_cert(false)`).
     skip_validation: bool,
     /// Extra (or, with `only_custom_ca`, the only) trusted roots, PEM.
     ca_pem: Option<Vec<u8>>,
@@ -554,10 +555,14 @@ impl IoStream {
         self.handshake().await
     }
 
-    /// Closes the stream for a TLS setup error and returns the error.
+    /// Closes the stream for a TLS setup error and returns the error: the
+    /// stream's close reason (this one, unless it had already closed).
     fn fail_tls(&self, e: impl fmt::Display) -> StreamError {
-        self.close_with_reason(crate::error::CloseReason::Tls(e.to_string()));
-        self.error()
-            .map_or(StreamError::AlreadyReading, StreamError::Closed)
+        let message = e.to_string();
+        self.close_with_reason(CloseReason::Tls(message.clone()));
+        let closed = self
+            .error()
+            .unwrap_or_else(|| StreamClosed::new(std::rc::Rc::new(CloseReason::Tls(message))));
+        StreamError::Closed(closed)
     }
 }

@@ -8,6 +8,7 @@ use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::panic::AssertUnwindSafe;
 use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -964,4 +965,66 @@ fn writes_queued_when_the_peer_half_closes_still_reach_it() {
         )
         .expect("timed out");
     assert_eq!(got, b"answer to question\n");
+}
+
+// ----- regressions: replace_transport ----------------------------------------------------------
+
+#[test]
+fn replace_transport_may_use_the_stream_inside_wrap() {
+    // Regression: wrap ran while the stream's state was mutably borrowed, so
+    // touching the stream from it panicked (BorrowMutError).
+    run(async {
+        let (a, b) = unix_pair();
+        let inside = b.clone();
+        b.replace_transport(|transport| {
+            assert!(!inside.closed());
+            assert_eq!(inside.buffered(), 0);
+            transport
+        })
+        .unwrap();
+        a.write("still works\n");
+        assert_eq!(b.read_until(b"\n", 64).await.unwrap(), b"still works\n");
+    });
+}
+
+#[test]
+fn a_panicking_replace_transport_wrap_closes_the_stream_instead_of_hanging() {
+    // Regression: a panicking wrap left the stream open with no transport;
+    // reads then saw "closed" without a close and could spin.
+    run(async {
+        let (_a, b) = unix_pair();
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            b.replace_transport(|_| panic!("wrap failed (on purpose)"))
+        }));
+        assert!(outcome.is_err());
+        assert!(b.closed());
+        let e = b.read_bytes(1, false).await.unwrap_err();
+        assert!(matches!(closed_reason(&e), CloseReason::Local), "{e:?}");
+        let e = b.write("x").await.unwrap_err();
+        assert!(matches!(closed_reason(&e), CloseReason::Local), "{e:?}");
+    });
+}
+
+#[test]
+fn replace_transport_on_a_busy_stream_is_not_idle_rather_than_already_reading() {
+    // Regression: unread bytes or unsent writes were reported as
+    // AlreadyReading.
+    run(async {
+        let (a, b) = unix_pair();
+        a.write("one\ntwo\n").await.unwrap();
+        b.read_until(b"\n", 64).await.unwrap(); // "two\n" stays buffered
+        let e = b.replace_transport(|t| t).unwrap_err();
+        assert!(matches!(e, StreamError::NotIdle), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "the stream is not idle: a read is pending, or unread bytes or unsent writes remain"
+        );
+        // Unsent writes: nobody reads `b`, so 16 MiB stay queued on `a`.
+        a.write(vec![0u8; 16 << 20]);
+        settle().await;
+        assert!(a.writing());
+        let e = a.replace_transport(|t| t).unwrap_err();
+        assert!(matches!(e, StreamError::NotIdle), "{e:?}");
+        assert!(!a.closed() && !b.closed(), "refusing closes nothing");
+    });
 }
