@@ -125,8 +125,10 @@ impl From<&'static str> for WriteBuf {
 ///
 /// `IoStream` is a handle: clones share the stream, so one task can read
 /// while another writes. The socket closes when [`close`](IoStream::close) is
-/// called, on EOF or error, or when the last handle is dropped. Like the loop
-/// it runs on, it is `!Send`.
+/// called, on EOF or error, or when the last handle is dropped — then only
+/// after the writes already queued are sent (a write nobody awaits is not
+/// lost), unless the stream closes first. Like the loop it runs on, it is
+/// `!Send`.
 ///
 /// # Examples
 ///
@@ -175,9 +177,21 @@ struct State {
     front_written: usize,
     /// Total bytes ever queued.
     queued_total: u64,
-    /// Total bytes ever handed to the transport.
+    /// Total bytes ever handed to the transport (taken by `write_vectored`).
     written_total: u64,
-    /// Wakers of write futures: `(byte count that completes it, waker)`.
+    /// Total bytes known to have reached the OS: `written_total` as of the
+    /// last moment the transport held none back (see
+    /// `Transport::write_vectored`). Write futures resolve against it.
+    flushed_total: u64,
+    /// True while the transport holds bytes back (TLS records the socket
+    /// could not take), as its last `flush_transport` said.
+    transport_pending: bool,
+    /// The state itself, while bytes wait to be written (queued, or held by
+    /// the transport): the stream outlives its last handle until they are
+    /// sent or it closes. When taken it goes into `Wakeups::release`, so it
+    /// is never the last reference dropped while the state is borrowed.
+    keepalive: Option<Rc<RefCell<State>>>,
+    /// Wakers of write futures: `(flushed_total that completes it, waker)`.
     write_wakers: Vec<(u64, Waker)>,
     /// True while a flush callback is scheduled on the loop.
     flush_scheduled: bool,
@@ -191,8 +205,34 @@ struct State {
     options: StreamOptions,
 }
 
-/// Wakers to call once the state is no longer borrowed.
-type Wakeups = Vec<Waker>;
+/// What to do once the state is no longer borrowed: wakers to call and the
+/// keep-alive reference to drop (dropping it may free the state, which must
+/// not happen while the state is borrowed). Handed to [`wake_all`].
+#[derive(Default)]
+struct Wakeups {
+    /// Wakers to call.
+    wakers: Vec<Waker>,
+    /// `State::keepalive`, taken because nothing is left to send.
+    release: Option<Rc<RefCell<State>>>,
+}
+
+impl Wakeups {
+    /// Adds everything `other` holds.
+    fn absorb(&mut self, other: Wakeups) {
+        self.wakers.extend(other.wakers);
+        if let Some(rc) = other.release {
+            // Were both set, both point at the same state: dropping one
+            // here is never dropping the last reference.
+            self.release = Some(rc);
+        }
+    }
+}
+
+impl Extend<Waker> for Wakeups {
+    fn extend<I: IntoIterator<Item = Waker>>(&mut self, wakers: I) {
+        self.wakers.extend(wakers);
+    }
+}
 
 /// What one attempt to read from the transport gave.
 enum Fill {
@@ -201,7 +241,7 @@ enum Fill {
     /// Nothing now; wait for readiness.
     WouldBlock,
     /// The stream closed (EOF, error, or no transport); `closed` is set.
-    Closed,
+    Closed(Wakeups),
 }
 
 impl IoStream {
@@ -251,6 +291,9 @@ impl IoStream {
             front_written: 0,
             queued_total: 0,
             written_total: 0,
+            flushed_total: 0,
+            transport_pending: false,
+            keepalive: None,
             write_wakers: Vec::new(),
             flush_scheduled: false,
             io_wakers: Vec::new(),
@@ -260,11 +303,14 @@ impl IoStream {
         }));
         // Register once for both directions; readiness is tracked in flags, so
         // the interest never needs to change.
-        let weak = Rc::downgrade(&state);
+        let guard = HandlerGuard(Rc::downgrade(&state));
         let id = io_loop.add_handler(
             &mut *transport,
             Interest::READABLE | Interest::WRITABLE,
-            move |ready| on_ready(&weak, ready),
+            move |ready| {
+                let guard = &guard; // the closure owns the whole guard
+                on_ready(&guard.0, ready)
+            },
         )?;
         {
             let mut s = state.borrow_mut();
@@ -432,7 +478,7 @@ impl IoStream {
             if let Some(reason) = &s.closed {
                 return Err(StreamClosed::new(reason.clone()).into());
             }
-            if s.reading || !s.read_buf.is_empty() || !s.write_queue.is_empty() {
+            if s.reading || !s.read_buf.is_empty() || s.unsent() > 0 || s.transport_pending {
                 return Err(StreamError::NotIdle);
             }
             s.transport.take()
@@ -669,40 +715,34 @@ impl State {
         cx: &mut Context<'_>,
         check: &mut impl FnMut(&mut State) -> Option<Result<T, StreamError>>,
     ) -> (Poll<Result<T, StreamError>>, Wakeups) {
+        let mut wakeups = Wakeups::default();
         loop {
             // Step 1. Serve from the buffer (also after a close: buffered
             // bytes stay readable).
             if let Some(result) = check(self) {
-                let wakeups = match &result {
-                    Err(StreamError::UnsatisfiableRead { max_bytes }) => {
-                        self.close_with(CloseReason::UnsatisfiableRead {
-                            max_bytes: *max_bytes,
-                        })
-                    }
-                    _ => Vec::new(),
-                };
+                if let Err(StreamError::UnsatisfiableRead { max_bytes }) = &result {
+                    wakeups.absorb(self.close_with(CloseReason::UnsatisfiableRead {
+                        max_bytes: *max_bytes,
+                    }));
+                }
                 self.read_buf.shrink(self.options.read_chunk_size);
                 return (Poll::Ready(result), wakeups);
             }
             // Step 2. A closed stream cannot satisfy the read.
             if let Some(reason) = &self.closed {
-                return (
-                    Poll::Ready(Err(StreamClosed::new(reason.clone()).into())),
-                    Vec::new(),
-                );
+                let error = StreamClosed::new(reason.clone()).into();
+                return (Poll::Ready(Err(error)), wakeups);
             }
             // Step 3. The buffer is full and still not enough: give up.
             let max = self.options.max_buffer_size;
             if self.read_buf.len() >= max {
-                let wakeups = self.close_with(CloseReason::BufferFull {
+                wakeups.absorb(self.close_with(CloseReason::BufferFull {
                     max_buffer_size: max,
-                });
-                return (
-                    Poll::Ready(Err(StreamError::BufferFull {
-                        max_buffer_size: max,
-                    })),
-                    wakeups,
-                );
+                }));
+                let error = StreamError::BufferFull {
+                    max_buffer_size: max,
+                };
+                return (Poll::Ready(Err(error)), wakeups);
             }
             // Step 4. Read more if the transport is ready (a missing
             // transport closes the stream in `fill`, so nothing waits on it).
@@ -713,14 +753,14 @@ impl State {
                     .is_none_or(|t| t.has_buffered_read());
             if ready {
                 match self.fill() {
-                    (Fill::Data, _) => continue,
-                    (Fill::Closed, wakeups) => {
+                    Fill::Data => continue,
+                    Fill::Closed(closed) => {
                         // Loop once more: check may accept a closed stream
                         // (read_until_close), else step 2 fails the read.
-                        wake_all(wakeups);
+                        wakeups.absorb(closed);
                         continue;
                     }
-                    (Fill::WouldBlock, _) => self.read_ready = false,
+                    Fill::WouldBlock => self.read_ready = false,
                 }
             }
             // Step 5. Wait for readiness.
@@ -728,33 +768,31 @@ impl State {
                 Some(w) if w.will_wake(cx.waker()) => {}
                 _ => self.read_waker = Some(cx.waker().clone()),
             }
-            return (Poll::Pending, Vec::new());
+            return (Poll::Pending, wakeups);
         }
     }
 
     /// Reads one chunk from the transport into the buffer. A missing
     /// transport (lost to a panicking `replace_transport` wrap) closes the
     /// stream.
-    fn fill(&mut self) -> (Fill, Wakeups) {
+    fn fill(&mut self) -> Fill {
         let room = self.options.max_buffer_size - self.read_buf.len();
         let chunk = self.options.read_chunk_size.min(room);
         let Some(transport) = self.transport.as_mut() else {
-            return (Fill::Closed, self.close_with(CloseReason::Local));
+            return Fill::Closed(self.close_with(CloseReason::Local));
         };
         let spare = self.read_buf.spare(chunk);
         let limit = spare.len().min(chunk);
         loop {
             match transport.read(&mut spare[..limit]) {
-                Ok(0) => return (Fill::Closed, self.close_with(CloseReason::Eof)),
+                Ok(0) => return Fill::Closed(self.close_with(CloseReason::Eof)),
                 Ok(n) => {
                     self.read_buf.commit(n);
-                    return (Fill::Data, Vec::new());
+                    return Fill::Data;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return (Fill::WouldBlock, Vec::new())
-                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Fill::WouldBlock,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return (Fill::Closed, self.close_with(CloseReason::Io(e))),
+                Err(e) => return Fill::Closed(self.close_with(CloseReason::Io(e))),
             }
         }
     }
@@ -797,19 +835,23 @@ impl State {
 
 impl IoStream {
     /// Queues `data` for writing and returns a future that resolves once these
-    /// bytes (and all written before them) reached the kernel. Tornado:
-    /// `write(data)`.
+    /// bytes (and all written before them) reached the kernel — over TLS, once
+    /// their records did. Tornado: `write(data)`.
     ///
-    /// The bytes go out whether or not the future is awaited. Writes made
-    /// together (before the loop's next iteration, or before one of them is
-    /// awaited, which sends the queue at once) leave in one `write_vectored`
-    /// call.
+    /// The bytes go out whether or not the future is awaited, even if the
+    /// last handle is dropped meanwhile. Writes made together (before the
+    /// loop's next iteration, or before one of them is awaited, which sends
+    /// the queue at once) leave in one `write_vectored` call.
     pub fn write(&self, data: impl Into<WriteBuf>) -> WriteFuture {
         let data = data.into();
         let mut s = self.state.borrow_mut();
         if s.closed.is_none() && !data.is_empty() {
             s.queued_total += data.len() as u64;
             s.write_queue.push_back(data);
+            if s.keepalive.is_none() {
+                // Until the bytes are out, the stream keeps itself alive.
+                s.keepalive = Some(self.state.clone());
+            }
             if s.write_ready && !s.flush_scheduled {
                 s.flush_scheduled = true;
                 let weak = Rc::downgrade(&self.state);
@@ -837,32 +879,41 @@ impl IoStream {
         }
     }
 
-    /// Whether bytes are waiting to be written. Tornado: `writing()`.
+    /// Whether written bytes have not all reached the kernel yet (over TLS:
+    /// their records). Tornado: `writing()`.
     pub fn writing(&self) -> bool {
-        !self.state.borrow().write_queue.is_empty()
+        self.write_buffer_size() > 0
     }
 
-    /// Bytes queued and not yet handed to the kernel (Tornado's
-    /// `_write_buffer_size`): what a protocol layer checks before reading
+    /// Bytes written and not yet known to have reached the kernel (queued, or
+    /// over TLS still held as records the socket could not take): Tornado's
+    /// `_write_buffer_size`, what a protocol layer checks before reading
     /// more requests from a client that does not read its answers.
     pub fn write_buffer_size(&self) -> usize {
         let s = self.state.borrow();
         if s.closed.is_some() {
             return 0; // a close drops the queue
         }
-        (s.queued_total - s.written_total) as usize
+        usize::try_from(s.unsent()).unwrap_or(usize::MAX)
     }
 }
 
 impl State {
+    /// Bytes written and not yet known to have reached the OS.
+    fn unsent(&self) -> u64 {
+        self.queued_total - self.flushed_total
+    }
+
     /// Writes queued bytes until the queue is empty or the transport would
-    /// block; returns the wakers of the writes that completed.
+    /// block, then lets the transport send what it holds; returns the wakers
+    /// of the writes that completed (and, once nothing is left to send, the
+    /// keep-alive reference).
     fn flush(&mut self) -> Wakeups {
-        let mut wakeups = Vec::new();
+        let mut wakeups = Wakeups::default();
         while self.write_ready && !self.write_queue.is_empty() {
             let Some(transport) = self.transport.as_mut() else {
                 // Lost to a panicking `replace_transport` wrap.
-                wakeups.extend(self.close_with(CloseReason::Local));
+                wakeups.absorb(self.close_with(CloseReason::Local));
                 break;
             };
             // Step 1. Gather up to MAX_IOVECS queued buffers.
@@ -871,37 +922,59 @@ impl State {
                 let skip = if i == 0 { self.front_written } else { 0 };
                 slices.push(IoSlice::new(&buf.0[skip..]));
             }
-            // Step 2. One syscall for all of them.
+            // Step 2. One syscall for all of them. A transport that takes
+            // bytes holds none from earlier calls: those are out.
             match transport.write_vectored(&slices) {
                 Ok(0) => {
                     let e =
                         io::Error::new(io::ErrorKind::WriteZero, "the transport accepted no bytes");
-                    wakeups.extend(self.close_with(CloseReason::Io(e)));
+                    wakeups.absorb(self.close_with(CloseReason::Io(e)));
                 }
-                Ok(n) => self.advance_written(n),
+                Ok(n) => {
+                    self.flushed_total = self.written_total;
+                    self.advance_written(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.write_ready = false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => wakeups.extend(self.close_with(CloseReason::Io(e))),
+                Err(e) => wakeups.absorb(self.close_with(CloseReason::Io(e))),
             }
         }
-        // Step 3. Let a TLS transport move its records out too.
+        // Step 3. Let the transport move out what it holds (TLS records) —
+        // also when only it holds bytes. Plain transports answer at once;
+        // this is what confirms the last `write_vectored`.
         if let Some(transport) = self.transport.as_mut() {
             match transport.flush_transport() {
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.write_ready = false,
-                Err(e) => wakeups.extend(self.close_with(CloseReason::Io(e))),
+                Ok(true) => {
+                    self.transport_pending = false;
+                    self.flushed_total = self.written_total;
+                }
+                Ok(false) => {
+                    self.transport_pending = true;
+                    self.write_ready = false;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.transport_pending = true;
+                    self.write_ready = false;
+                }
+                Err(e) => wakeups.absorb(self.close_with(CloseReason::Io(e))),
             }
         }
         // Step 4. Wake the writes whose bytes are all out.
-        let written = self.written_total;
+        let flushed = self.flushed_total;
         self.write_wakers.retain(|(target, waker)| {
-            if *target <= written {
-                wakeups.push(waker.clone());
+            if *target <= flushed {
+                wakeups.wakers.push(waker.clone());
                 false
             } else {
                 true
             }
         });
+        // Step 5. Nothing left to send: the stream need not keep itself alive.
+        if self.write_queue.is_empty() && !self.transport_pending {
+            if let Some(keepalive) = self.keepalive.take() {
+                wakeups.release = Some(keepalive);
+            }
+        }
         wakeups
     }
 
@@ -926,14 +999,15 @@ impl State {
 }
 
 /// The future of one [`IoStream::write`]: resolves once its bytes reached the
-/// kernel, or fails with [`StreamError::Closed`] if the stream closed first.
+/// kernel (over TLS: their records), or fails with [`StreamError::Closed`] if
+/// the stream closed first.
 ///
 /// Not `#[must_use]`: as in Tornado, the bytes go out whether or not anyone
 /// awaits this, so fire-and-forget writes are fine.
 pub struct WriteFuture {
     /// The stream's state.
     state: Rc<RefCell<State>>,
-    /// `written_total` at which this write is complete.
+    /// `flushed_total` at which this write is complete.
     target: u64,
 }
 
@@ -942,7 +1016,7 @@ impl Future for WriteFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut s = self.state.borrow_mut();
-        if s.written_total >= self.target {
+        if s.flushed_total >= self.target {
             return Poll::Ready(Ok(()));
         }
         if let Some(reason) = &s.closed {
@@ -953,7 +1027,7 @@ impl Future for WriteFuture {
         // write); writes queued before this await still go out together.
         if s.write_ready {
             let wakeups = s.flush();
-            let done = s.written_total >= self.target;
+            let done = s.flushed_total >= self.target;
             let closed = s.closed.clone();
             drop(s);
             wake_all(wakeups);
@@ -991,6 +1065,10 @@ impl IoStream {
     /// Closes the stream now: queued writes are dropped, pending operations
     /// fail with [`StreamError::Closed`] (reason [`CloseReason::Local`]), and the
     /// close callback runs. Tornado: `close()`.
+    ///
+    /// Before the descriptor is closed the writing half is shut down, best
+    /// effort: TLS sends `close_notify`, a socket sends FIN (also to whoever
+    /// shares the socket through a duplicated descriptor).
     pub fn close(&self) {
         let wakeups = self.state.borrow_mut().close_with(CloseReason::Local);
         wake_all(wakeups);
@@ -1059,32 +1137,48 @@ impl IoStream {
 }
 
 impl State {
-    /// Closes the stream (once): unregisters and drops the transport, records
-    /// the reason, schedules the close callback. Returns the wakers to call.
+    /// Closes the stream (once): shuts down the writing half (best effort),
+    /// unregisters and drops the transport, records the reason, schedules the
+    /// close callback. Returns the wakers to call and the keep-alive
+    /// reference to drop.
     fn close_with(&mut self, reason: CloseReason) -> Wakeups {
         if self.closed.is_some() {
-            return Vec::new();
+            return Wakeups::default();
         }
         let peer_finished = matches!(reason, CloseReason::Eof);
+        // A broken socket or TLS session has nobody left to say goodbye to.
+        let goodbye = !matches!(reason, CloseReason::Io(_) | CloseReason::Tls(_));
         self.closed = Some(Rc::new(reason));
-        // The peer only stopped sending (it may be half-closed and still
-        // reading): give queued writes one last chance to reach the kernel
-        // rather than drop an answer already written.
-        let mut wakeups: Wakeups = Vec::new();
-        if peer_finished && !self.write_queue.is_empty() {
+        // Step 1. The peer only stopped sending (it may be half-closed and
+        // still reading): give queued writes one last chance to reach the
+        // kernel rather than drop an answer already written.
+        let mut wakeups = Wakeups::default();
+        if peer_finished && (!self.write_queue.is_empty() || self.transport_pending) {
             self.write_ready = true;
             wakeups = self.flush();
         }
+        // Step 2. Say goodbye: TLS close_notify, or FIN.
+        if let Some(transport) = self.transport.as_mut().filter(|_| goodbye) {
+            let _ = transport.shutdown_write();
+        }
+        // Step 3. Let go of the socket and of what was still to be sent.
         self.unregister();
         self.transport = None; // closes the socket
         self.write_queue.clear();
         self.front_written = 0;
+        self.transport_pending = false;
+        // Step 4. The close callback runs (and is dropped) on the loop.
         if let Some(callback) = self.close_callback.take() {
             self.io_loop.add_callback(callback);
         }
+        // Step 5. Everyone waiting learns of the close; the stream need not
+        // keep itself alive any more.
         wakeups.extend(self.write_wakers.drain(..).map(|(_, w)| w));
         wakeups.extend(self.read_waker.take());
-        wakeups.append(&mut self.io_wakers);
+        wakeups.extend(self.io_wakers.drain(..));
+        if let Some(keepalive) = self.keepalive.take() {
+            wakeups.release = Some(keepalive);
+        }
         wakeups
     }
 
@@ -1101,8 +1195,36 @@ impl State {
 
 impl Drop for State {
     fn drop(&mut self) {
-        // The last handle is gone: free the handler slot with the socket.
+        // The last handle is gone and nothing is left to send: close as
+        // `close` would (without the close callback), freeing the handler
+        // slot with the socket.
+        if self.closed.is_none() {
+            if let Some(transport) = self.transport.as_mut() {
+                let _ = transport.shutdown_write();
+            }
+        }
         self.unregister();
+    }
+}
+
+/// Owned by the stream's fd handler. If the loop drops the handler on its
+/// own (`IoLoop::close`), releases the stream's keep-alive reference, so a
+/// stream with unsent writes does not outlive its loop.
+struct HandlerGuard(Weak<RefCell<State>>);
+
+impl Drop for HandlerGuard {
+    fn drop(&mut self) {
+        let Some(state) = self.0.upgrade() else {
+            return; // the stream is gone (it removed us while dropping)
+        };
+        let Ok(mut s) = state.try_borrow_mut() else {
+            return; // the stream is closing and removing us itself
+        };
+        s.handler = None; // the loop no longer has it
+        let keepalive = s.keepalive.take();
+        drop(s);
+        drop(keepalive);
+        // `state` goes last, outside any borrow: it may free the stream.
     }
 }
 
@@ -1113,25 +1235,31 @@ fn on_ready(weak: &Weak<RefCell<State>>, ready: Ready) {
         return;
     };
     let mut s = state.borrow_mut();
-    let mut wakeups = Vec::new();
+    let mut wakeups = Wakeups::default();
+    // Step 1. Readable: wake the pending read, which reads for itself.
     if ready.is_readable() || ready.is_read_closed() || ready.is_error() {
         s.read_ready = true;
         wakeups.extend(s.read_waker.take());
     }
+    // Step 2. Writable: send what is queued or held by the transport.
     if ready.is_writable() || ready.is_write_closed() || ready.is_error() {
         s.write_ready = true;
-        wakeups.extend(s.flush());
+        wakeups.absorb(s.flush());
     }
-    wakeups.append(&mut s.io_wakers);
+    // Step 3. Connects and handshakes wait for any readiness.
+    wakeups.extend(s.io_wakers.drain(..));
     drop(s);
     wake_all(wakeups);
 }
 
-/// Calls every waker.
+/// Calls every waker, then drops the released keep-alive reference (the
+/// state must no longer be borrowed).
 fn wake_all(wakeups: Wakeups) {
-    for waker in wakeups {
+    let Wakeups { wakers, release } = wakeups;
+    for waker in wakers {
         waker.wake();
     }
+    drop(release);
 }
 
 impl fmt::Debug for IoStream {
@@ -1140,7 +1268,7 @@ impl fmt::Debug for IoStream {
         f.debug_struct("IoStream")
             .field("closed", &s.closed)
             .field("buffered", &s.read_buf.len())
-            .field("queued", &(s.queued_total - s.written_total))
+            .field("queued", &s.unsent())
             .field("reading", &s.reading)
             .finish()
     }

@@ -28,6 +28,11 @@ use crate::error::{CloseReason, StreamClosed, StreamError};
 use crate::stream::IoStream;
 use crate::transport::{Handshake, Transport, TransportIo};
 
+/// Most plaintext one [`TlsTransport::write_vectored`] call takes: 64 KiB,
+/// four full TLS records. With the refusal to take more while records are
+/// pending, it bounds what `rustls` buffers per stream.
+const MAX_PLAINTEXT_PER_WRITE: usize = 64 * 1024;
+
 /// The crypto provider whirl uses: `rustls`'s `ring`.
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -334,6 +339,18 @@ impl ServerCertVerifier for AcceptAnyCert {
 }
 
 /// A `rustls` connection over another transport.
+///
+/// Writes are accepted only while no records of earlier writes are waiting
+/// for the socket, at most 64 KiB at a time, and
+/// [`flush_transport`](Transport::flush_transport) reports records still
+/// waiting: so a write future of the stream above resolves only once its
+/// ciphertext reached the kernel.
+///
+/// Once the handshake is done, a peer that closes the connection without a
+/// `close_notify` alert is read as an ordinary end of file (Python's
+/// `suppress_ragged_eofs`, which Tornado keeps on): many peers never send
+/// one. A protocol that must detect truncation frames its messages (HTTP's
+/// `Content-Length` and chunked coding do).
 pub struct TlsTransport {
     /// The transport carrying the TLS records.
     inner: Box<dyn Transport>,
@@ -347,8 +364,9 @@ impl TlsTransport {
     /// Wraps `inner` in a TLS connection.
     pub fn new(inner: Box<dyn Transport>, conn: impl Into<Connection>) -> Self {
         let mut conn = conn.into();
-        // Our own write queue bounds what is buffered; never refuse plaintext
-        // (a refused write during the handshake could never be retried).
+        // `write_vectored` bounds what is buffered (it takes no plaintext
+        // while records wait, and 64 KiB at most); rustls's own limit would
+        // refuse plaintext with no readiness event to retry on.
         conn.set_buffer_limit(None);
         TlsTransport {
             inner,
@@ -377,8 +395,8 @@ impl TlsTransport {
         }
     }
 
-    /// Sends queued TLS records until done (`Ok`) or the socket is full
-    /// (`WouldBlock`).
+    /// Sends queued TLS records until none is left (`Ok`) or the socket is
+    /// full (`WouldBlock`).
     fn write_records(&mut self) -> io::Result<()> {
         while self.conn.wants_write() {
             match self.conn.write_tls(&mut TransportIo(&mut *self.inner)) {
@@ -404,7 +422,14 @@ impl Transport for TlsTransport {
             match self.conn.reader().read(buf) {
                 Ok(n) => return Ok(n), // 0: the peer sent close_notify
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.plaintext_pending = false,
-                Err(e) => return Err(e), // UnexpectedEof: closed without close_notify
+                // Closed without close_notify: after the handshake, an end of
+                // file like any other (see the type's docs).
+                Err(e)
+                    if e.kind() == io::ErrorKind::UnexpectedEof && !self.conn.is_handshaking() =>
+                {
+                    return Ok(0)
+                }
+                Err(e) => return Err(e),
             }
             // Step 2. Take in more records (WouldBlock goes to the caller).
             if self.conn.read_tls(&mut TransportIo(&mut *self.inner))? == 0 {
@@ -422,7 +447,24 @@ impl Transport for TlsTransport {
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let n = self.conn.writer().write_vectored(bufs)?;
+        // Step 1. Records of earlier writes go first; while the socket cannot
+        // take them, take no more plaintext (`WouldBlock` tells the stream
+        // its bytes are not out yet).
+        self.write_records()?;
+        // Step 2. Encrypt at most MAX_PLAINTEXT_PER_WRITE bytes.
+        let mut budget = MAX_PLAINTEXT_PER_WRITE;
+        let mut limited = Vec::with_capacity(bufs.len());
+        for buf in bufs {
+            if budget == 0 {
+                break;
+            }
+            let take = buf.len().min(budget);
+            limited.push(IoSlice::new(&buf[..take]));
+            budget -= take;
+        }
+        let n = self.conn.writer().write_vectored(&limited)?;
+        // Step 3. Send the records; what the socket cannot take yet waits for
+        // the next call or `flush_transport`.
         match self.write_records() {
             Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
             _ => Ok(n),
@@ -430,8 +472,11 @@ impl Transport for TlsTransport {
     }
 
     fn flush_transport(&mut self) -> io::Result<bool> {
-        self.write_records()?;
-        Ok(true)
+        match self.write_records() {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     fn shutdown_write(&mut self) -> io::Result<()> {

@@ -18,16 +18,29 @@ pub trait Transport: Source {
     /// Reads into `buf`; `Ok(0)` means end of file; `WouldBlock` means wait.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize>;
 
-    /// Writes from `bufs` (gathered: one syscall for many buffers).
+    /// Writes from `bufs` (gathered: one syscall for many buffers) and
+    /// returns how many bytes it took; `WouldBlock` means wait for
+    /// writability.
+    ///
+    /// The stream counts a write as sent once the transport took its bytes
+    /// *and* holds none of them back. A transport that buffers (TLS) must
+    /// therefore return `WouldBlock` rather than take more bytes while bytes
+    /// of earlier calls still wait for the OS, and report those through
+    /// [`flush_transport`](Transport::flush_transport): an `Ok` return
+    /// means everything taken by earlier calls reached the OS.
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
 
     /// Moves bytes the transport itself buffers (e.g. TLS records) to the OS.
-    /// Returns `Ok(true)` when nothing is left; `WouldBlock` means wait.
+    /// Returns `Ok(true)` when nothing is left, `Ok(false)` when bytes remain
+    /// because the OS would block (return it only then: the stream waits for
+    /// a writability event before calling again).
     fn flush_transport(&mut self) -> io::Result<bool> {
         Ok(true)
     }
 
-    /// Closes the writing half (sends FIN on a socket).
+    /// Closes the writing half: a TLS transport sends `close_notify`, a
+    /// socket sends FIN. The stream calls it, best effort, when it closes;
+    /// the default does nothing.
     fn shutdown_write(&mut self) -> io::Result<()> {
         Ok(())
     }

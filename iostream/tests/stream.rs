@@ -13,17 +13,17 @@ use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::Duration;
 
 use regex::bytes::Regex;
 use whirl_ioloop::IoLoop;
-use whirl_iostream::{CloseReason, IoStream, StreamError, StreamOptions, WriteFuture};
+use whirl_iostream::{CloseReason, IoStream, StreamError, StreamOptions, TcpServer, WriteFuture};
 
 use support::{
-    fd_count, handler_count, init_logging, into_stream, join, poll_once, reset, run, run_on,
-    settle, shutdown_write, std_tcp_pair, tcp_pair, tcp_pair_with, trickle, unix_pair,
+    fd_count, handler_count, init_logging, into_stream, join, poll_once, read_to_end, reset, run,
+    run_on, settle, shutdown_write, std_tcp_pair, tcp_pair, tcp_pair_with, trickle, unix_pair,
     unix_pair_with, wait_until,
 };
 
@@ -846,6 +846,9 @@ fn ten_thousand_dropped_streams_leak_no_fds_and_no_handlers() {
                 assert_eq!(b.read_bytes(1, false).await.unwrap(), b"x");
             }
         }
+        // Streams dropped with a write queued live until it is sent (or
+        // fails: the peer is gone too), which takes a turn of the loop.
+        wait_until(|| handler_count(&IoLoop::current()) == handlers_before).await;
     });
     assert_eq!(handler_count(&io_loop), handlers_before, "handlers leaked");
     if let (Some(before), Some(after)) = (fds_before, fd_count()) {
@@ -1026,5 +1029,93 @@ fn replace_transport_on_a_busy_stream_is_not_idle_rather_than_already_reading() 
         let e = a.replace_transport(|t| t).unwrap_err();
         assert!(matches!(e, StreamError::NotIdle), "{e:?}");
         assert!(!a.closed() && !b.closed(), "refusing closes nothing");
+    });
+}
+
+// ----- regressions: writes outliving their handles ---------------------------------------------
+
+#[test]
+fn an_unawaited_write_is_not_lost_when_the_last_handle_is_dropped() {
+    // Regression: the flush was scheduled through a weak reference, so a
+    // handler that wrote without awaiting and returned dropped the bytes; the
+    // client saw a clean end of file and nothing else.
+    run(async {
+        let server = TcpServer::new(|stream: IoStream, _| async move {
+            stream.write("hello");
+        });
+        let addr = server.listen(0, Some("127.0.0.1")).unwrap()[0];
+        let client = IoStream::connect(addr).await.unwrap();
+        assert_eq!(client.read_until_close().await.unwrap(), b"hello");
+        server.stop();
+    });
+}
+
+#[test]
+fn a_large_unawaited_write_is_sent_whole_after_the_last_handle_is_dropped() {
+    let io_loop = IoLoop::new();
+    run_on(&io_loop, async {
+        let baseline = handler_count(&IoLoop::current());
+        let (ours, peer) = std_tcp_pair();
+        small_socket_buffers(&ours, &peer);
+        let stream = into_stream(ours, StreamOptions::default());
+        let mut data = vec![0u8; 8 << 20];
+        support::Pattern::new(3).fill(&mut data);
+        stream.write(data.clone());
+        settle().await;
+        assert!(stream.writing(), "8 MiB do not fit in the kernel buffers");
+        drop(stream);
+        let got = join(read_to_end(peer)).await.unwrap();
+        assert!(got == data, "got {} bytes, sent {}", got.len(), data.len());
+        // Sent, then closed (the peer saw end of file) and unregistered.
+        wait_until(|| handler_count(&IoLoop::current()) == baseline).await;
+    });
+}
+
+// ----- regressions: waking outside the borrow --------------------------------------------------
+
+thread_local! {
+    /// What a `CallOnWake` waker runs, synchronously, when woken.
+    static ON_WAKE: RefCell<Option<Box<dyn Fn()>>> = const { RefCell::new(None) };
+}
+
+/// A waker that runs `ON_WAKE` inside `wake()`, as a waker may: it catches
+/// wakes made while the stream's state is still borrowed.
+struct CallOnWake;
+
+impl Wake for CallOnWake {
+    fn wake(self: Arc<Self>) {
+        ON_WAKE.with(|f| {
+            if let Some(f) = &*f.borrow() {
+                f();
+            }
+        });
+    }
+}
+
+#[test]
+fn a_read_that_sees_the_close_wakes_writers_after_releasing_the_stream() {
+    // Regression: a read that found end of file woke the stream's other
+    // waiters while still holding its state borrowed; a waker that touched
+    // the stream panicked.
+    run(async {
+        let (ours, peer) = std_tcp_pair();
+        small_socket_buffers(&ours, &peer);
+        let stream = into_stream(ours, StreamOptions::default());
+        let mut write = pin!(stream.write(vec![1u8; 16 << 20]));
+        settle().await;
+        let waker = Waker::from(Arc::new(CallOnWake));
+        assert!(write
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+        let seen = Rc::new(Cell::new(None));
+        let (saw, inside) = (seen.clone(), stream.clone());
+        ON_WAKE.with(|f| *f.borrow_mut() = Some(Box::new(move || saw.set(Some(inside.closed())))));
+        shutdown_write(&peer);
+        let e = stream.read_bytes(1, false).await.unwrap_err();
+        assert!(matches!(closed_reason(&e), CloseReason::Eof), "{e:?}");
+        ON_WAKE.with(|f| f.borrow_mut().take());
+        assert_eq!(seen.get(), Some(true), "the writer was woken, unborrowed");
+        drop(peer);
     });
 }

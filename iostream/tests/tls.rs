@@ -1,7 +1,9 @@
 //! TLS: round trips, certificate validation, plain text on a TLS port, STARTTLS.
 
+use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::Duration;
 
 use whirl_ioloop::IoLoop;
@@ -270,4 +272,170 @@ fn alpn_is_negotiated() {
         )
         .expect("timed out");
     assert_eq!(proto, b"http/1.1\n");
+}
+
+// ----- regressions: writes, close_notify and ragged end of file ----------------------------
+
+/// A connected loopback pair of blocking `std` sockets: (ours, the peer's).
+fn loopback_pair() -> (std::net::TcpStream, std::net::TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let ours = std::net::TcpStream::connect(listener.local_addr().unwrap()).expect("connect");
+    let (theirs, _) = listener.accept().expect("accept");
+    (ours, theirs)
+}
+
+/// Turns a `std` socket into an `IoStream` on the current loop.
+fn into_stream(socket: std::net::TcpStream) -> IoStream {
+    socket.set_nonblocking(true).expect("set_nonblocking");
+    IoStream::new(mio::net::TcpStream::from_std(socket)).expect("register")
+}
+
+/// A blocking `rustls` client over `socket`, trusting `cert_pem`, for
+/// `localhost` (its handshake runs on first use).
+fn blocking_tls_client(
+    socket: std::net::TcpStream,
+    cert_pem: &str,
+) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+    let config = TlsClientConfig::builder()
+        .ca_certs_pem(cert_pem.as_bytes())
+        .build()
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(config.rustls_config().clone(), name).unwrap();
+    rustls::StreamOwned::new(conn, socket)
+}
+
+/// Waits, without blocking the loop, for a thread; re-raises its panic.
+async fn join<T>(handle: std::thread::JoinHandle<T>) -> T {
+    while !handle.is_finished() {
+        whirl_ioloop::sleep(Duration::from_millis(5)).await;
+    }
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+#[test]
+fn tls_write_does_not_resolve_before_its_records_reach_the_kernel() {
+    // Regression: over TLS a write resolved, and writing() turned false, as
+    // soon as rustls took the plaintext; `write(8 MiB).await; close()` then
+    // cut the data short.
+    const TOTAL: usize = 8 << 20;
+    let io_loop = IoLoop::new();
+    let (cert, key) = self_signed();
+    let server_config = TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
+    // No session tickets: the writer never reads, and bytes left unread
+    // would turn its close into a reset.
+    let mut rustls_config = (**server_config.rustls_config()).clone();
+    rustls_config.send_tls13_tickets = 0;
+    let server_config = TlsServerConfig::from_rustls(std::sync::Arc::new(rustls_config));
+    let client_config = TlsClientConfig::builder()
+        .ca_certs_pem(cert.as_bytes())
+        .build()
+        .unwrap();
+    let out = io_loop
+        .run_sync_timeout(
+            async move {
+                let (ours, theirs) = loopback_pair();
+                // Small kernel buffers: a few hundred KiB fill them.
+                socket2::SockRef::from(&ours)
+                    .set_send_buffer_size(64 * 1024)
+                    .unwrap();
+                socket2::SockRef::from(&theirs)
+                    .set_recv_buffer_size(64 * 1024)
+                    .unwrap();
+                let (client, server) = (into_stream(ours), into_stream(theirs));
+                let go = Rc::new(Cell::new(false));
+                let reader = {
+                    let go = go.clone();
+                    whirl_ioloop::spawn(async move {
+                        server.start_tls_server(&server_config).await.unwrap();
+                        while !go.get() {
+                            whirl_ioloop::sleep(Duration::from_millis(5)).await;
+                        }
+                        let data = server.read_until_close().await.map_err(|e| e.to_string())?;
+                        Ok::<_, String>((data.len(), data.iter().all(|&b| b == 5)))
+                    })
+                };
+                client
+                    .start_tls_client(&client_config, "localhost")
+                    .await
+                    .unwrap();
+                let write = client.write(vec![5u8; TOTAL]);
+                whirl_ioloop::sleep(Duration::from_millis(50)).await;
+                let before = (client.writing(), client.write_buffer_size() > 0);
+                go.set(true);
+                write.await.unwrap();
+                let after = (client.writing(), client.write_buffer_size());
+                client.close();
+                (before, after, reader.await.unwrap())
+            },
+            Duration::from_secs(60),
+        )
+        .expect("timed out");
+    assert_eq!(out, ((true, true), (false, 0), Ok((TOTAL, true))));
+}
+
+#[test]
+fn tls_close_sends_close_notify() {
+    // Regression: close() dropped the TLS session without close_notify, so
+    // a strict peer saw a truncated stream.
+    let io_loop = IoLoop::new();
+    let (cert, key) = self_signed();
+    let server_config = TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
+    let (ours, theirs) = loopback_pair();
+    let peer = std::thread::spawn(move || {
+        let mut tls = blocking_tls_client(theirs, &cert);
+        let mut got = Vec::new();
+        // rustls fails with UnexpectedEof when the end has no close_notify.
+        let end = tls.read_to_end(&mut got).map_err(|e| e.kind());
+        (got, end)
+    });
+    let got = io_loop
+        .run_sync_timeout(
+            async move {
+                let stream = into_stream(ours);
+                stream.start_tls_server(&server_config).await.unwrap();
+                stream.write("bye").await.unwrap();
+                stream.close();
+                join(peer).await
+            },
+            Duration::from_secs(20),
+        )
+        .expect("timed out");
+    assert_eq!(got, (b"bye".to_vec(), Ok(3)));
+}
+
+#[test]
+fn tls_peer_eof_without_close_notify_after_the_handshake_is_a_clean_eof() {
+    // Regression: a peer that ended the connection without close_notify (as
+    // many do) made read_until_close fail with UnexpectedEof and drop the
+    // data; Tornado (suppress_ragged_eofs) reads it as end of file.
+    let io_loop = IoLoop::new();
+    let (cert, key) = self_signed();
+    let server_config = TlsServerConfig::from_pem(cert.as_bytes(), key.as_bytes()).unwrap();
+    let (ours, theirs) = loopback_pair();
+    let peer = std::thread::spawn(move || {
+        let mut tls = blocking_tls_client(theirs, &cert);
+        tls.write_all(b"data").unwrap();
+        tls.flush().unwrap();
+        // FIN without close_notify (a half-close, so unread session tickets
+        // do not turn it into a reset); then wait for the server to finish.
+        tls.sock.shutdown(std::net::Shutdown::Write).unwrap();
+        let _ = tls.read_to_end(&mut Vec::new());
+    });
+    let data = io_loop
+        .run_sync_timeout(
+            async move {
+                let stream = into_stream(ours);
+                stream.start_tls_server(&server_config).await.unwrap();
+                let data = stream.read_until_close().await;
+                stream.close();
+                join(peer).await;
+                data.map_err(|e| e.to_string())
+            },
+            Duration::from_secs(20),
+        )
+        .expect("timed out");
+    assert_eq!(data, Ok(b"data".to_vec()));
 }
