@@ -37,7 +37,7 @@ pub use error::{CloseReason, StreamClosed, StreamError};
 pub use process::{Subprocess, WaitForExit};
 pub use resolver::{OverrideKey, OverrideTarget, Resolver};
 pub use stream::{
-    IoStream, StreamOptions, WriteBuf, WriteFuture, DEFAULT_MAX_BUFFER_SIZE,
+    IoStream, StreamOptions, WeakIoStream, WriteBuf, WriteFuture, DEFAULT_MAX_BUFFER_SIZE,
     DEFAULT_READ_CHUNK_SIZE,
 };
 pub use tcpclient::{

@@ -128,7 +128,7 @@ impl From<&'static str> for WriteBuf {
 /// called, on EOF or error, or when the last handle is dropped — then only
 /// after the writes already queued are sent (a write nobody awaits is not
 /// lost), unless the stream closes first. Like the loop it runs on, it is
-/// `!Send`.
+/// `!Send`. A [`WeakIoStream`] refers to a stream without keeping it open.
 ///
 /// # Examples
 ///
@@ -356,10 +356,12 @@ impl IoStream {
         poll_fn(|cx| {
             let mut s = self.state.borrow_mut();
             if let Some(reason) = &s.closed {
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::NotConnected,
-                    reason.to_string(),
-                )));
+                // An error event may have closed it already (the socket was
+                // read to notice): report the connect error all the same.
+                return Poll::Ready(Err(match &**reason {
+                    CloseReason::Io(e) => copy_io_error(e),
+                    other => io::Error::new(io::ErrorKind::NotConnected, other.to_string()),
+                }));
             }
             if s.write_ready {
                 return Poll::Ready(Ok(()));
@@ -377,16 +379,21 @@ impl IoStream {
         };
         if let Some(e) = transport.take_error()? {
             // The caller gets the OS error itself; the close reason a copy.
-            let copy = match e.raw_os_error() {
-                Some(code) => io::Error::from_raw_os_error(code),
-                None => io::Error::new(e.kind(), e.to_string()),
-            };
-            let wakeups = s.close_with(CloseReason::Io(copy));
+            let wakeups = s.close_with(CloseReason::Io(copy_io_error(&e)));
             drop(s);
             wake_all(wakeups);
             return Err(e);
         }
         Ok(())
+    }
+}
+
+/// A copy of an I/O error (`io::Error` is not `Clone`): the same OS error,
+/// or the same kind and message.
+fn copy_io_error(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(e.kind(), e.to_string()),
     }
 }
 
@@ -570,18 +577,37 @@ impl IoStream {
     /// Reads into `buf` until it is full (or, with `partial`, until at least one
     /// byte came) and returns how many bytes were read. Tornado: `read_into`.
     ///
+    /// Bytes are copied into `buf` only when the read completes, so a dropped
+    /// future leaves them buffered for the next read — except for a
+    /// non-partial read into a `buf` larger than
+    /// [`max_buffer_size`](StreamOptions::max_buffer_size), which the stream
+    /// could not hold at once: that one moves bytes into `buf` as they
+    /// arrive, and dropping it may leave a prefix consumed into `buf`.
+    ///
     /// # Errors
     ///
-    /// As [`read_bytes`](IoStream::read_bytes).
+    /// As [`read_bytes`](IoStream::read_bytes) (but a large `buf` is no
+    /// [`StreamError::BufferFull`]: see above).
     pub async fn read_into(&self, buf: &mut [u8], partial: bool) -> Result<usize, StreamError> {
+        let max_buffer_size = self.state.borrow().options.max_buffer_size;
+        if partial || buf.len() <= max_buffer_size {
+            // Copy only on completion: a dropped future takes nothing.
+            return self
+                .read_with(|s| {
+                    let available = s.read_buf.len();
+                    if available >= buf.len() || (partial && available > 0) {
+                        Some(Ok(s.read_buf.consume_into(buf)))
+                    } else {
+                        None
+                    }
+                })
+                .await;
+        }
+        // More than the stream may buffer: move bytes in as they come.
         let mut filled = 0;
         self.read_with(|s| {
             filled += s.read_buf.consume_into(&mut buf[filled..]);
-            if filled == buf.len() || (partial && filled > 0) {
-                Some(Ok(filled))
-            } else {
-                None
-            }
+            (filled == buf.len()).then_some(Ok(filled))
         })
         .await
     }
@@ -772,29 +798,63 @@ impl State {
         }
     }
 
-    /// Reads one chunk from the transport into the buffer. A missing
-    /// transport (lost to a panicking `replace_transport` wrap) closes the
-    /// stream.
+    /// Reads one chunk into the buffer (see `read_chunk`); closes the stream
+    /// if it ended.
     fn fill(&mut self) -> Fill {
+        match self.read_chunk() {
+            Ok(true) => Fill::Data,
+            Ok(false) => Fill::WouldBlock,
+            Err(reason) => Fill::Closed(self.close_with(reason)),
+        }
+    }
+
+    /// Reads one chunk from the transport into the buffer (the caller makes
+    /// sure there is room): `Ok(true)` if bytes came, `Ok(false)` for
+    /// `WouldBlock`, `Err` with the reason to close: end of file, an error,
+    /// or no transport (lost to a panicking `replace_transport` wrap).
+    fn read_chunk(&mut self) -> Result<bool, CloseReason> {
         let room = self.options.max_buffer_size - self.read_buf.len();
         let chunk = self.options.read_chunk_size.min(room);
         let Some(transport) = self.transport.as_mut() else {
-            return Fill::Closed(self.close_with(CloseReason::Local));
+            return Err(CloseReason::Local);
         };
         let spare = self.read_buf.spare(chunk);
         let limit = spare.len().min(chunk);
         loop {
             match transport.read(&mut spare[..limit]) {
-                Ok(0) => return Fill::Closed(self.close_with(CloseReason::Eof)),
+                Ok(0) => return Err(CloseReason::Eof),
                 Ok(n) => {
                     self.read_buf.commit(n);
-                    return Fill::Data;
+                    return Ok(true);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Fill::WouldBlock,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Fill::Closed(self.close_with(CloseReason::Io(e))),
+                Err(e) => return Err(CloseReason::Io(e)),
             }
         }
+    }
+
+    /// With no read pending, reads into the buffer until `WouldBlock`, end of
+    /// file or an error (or the buffer is full), so that a dead socket closes
+    /// the stream now.
+    fn drain_into_buffer(&mut self) -> Wakeups {
+        while self.read_buf.len() < self.options.max_buffer_size {
+            match self.read_chunk() {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.read_ready = false;
+                    break;
+                }
+                Err(CloseReason::Io(e)) if e.kind() == io::ErrorKind::Unsupported => {
+                    // A write-only transport (a pipe's write end) cannot
+                    // read: its error event says the reader is gone.
+                    let broken = io::Error::from(io::ErrorKind::BrokenPipe);
+                    return self.close_with(CloseReason::Io(broken));
+                }
+                Err(reason) => return self.close_with(reason),
+            }
+        }
+        Wakeups::default()
     }
 
     /// The `read_until` check: finds the delimiter, resuming where the last
@@ -1094,6 +1154,13 @@ impl IoStream {
     /// Runs `f` on the loop once the stream closes (at once, on the next
     /// iteration, if it already has). Replaces an earlier callback. Tornado:
     /// `set_close_callback`.
+    ///
+    /// The stream holds `f` until it closes (then drops it, run or not). An
+    /// `f` that holds a clone of this stream therefore keeps the stream — and
+    /// its socket — alive until something closes it, even after every other
+    /// handle is gone; give `f` a [`downgrade`](IoStream::downgrade)d handle
+    /// instead. If the last handle is dropped before the stream closes, `f`
+    /// is dropped without running.
     pub fn set_close_callback<F: FnOnce() + 'static>(&self, f: F) {
         let mut s = self.state.borrow_mut();
         if s.closed.is_some() {
@@ -1133,6 +1200,39 @@ impl IoStream {
     /// Bytes received and not yet read.
     pub fn buffered(&self) -> usize {
         self.state.borrow().read_buf.len()
+    }
+
+    /// A handle that does not keep the stream alive (for close callbacks and
+    /// other back references); see [`WeakIoStream::upgrade`].
+    pub fn downgrade(&self) -> WeakIoStream {
+        WeakIoStream {
+            state: Rc::downgrade(&self.state),
+        }
+    }
+}
+
+/// A handle to an [`IoStream`] that does not keep it alive: made by
+/// [`IoStream::downgrade`], turned back into a handle by
+/// [`upgrade`](WeakIoStream::upgrade) while the stream still exists.
+#[derive(Clone)]
+pub struct WeakIoStream {
+    /// The stream's state, weakly.
+    state: Weak<RefCell<State>>,
+}
+
+impl WeakIoStream {
+    /// A handle to the stream, or `None` if it no longer exists (its last
+    /// handle was dropped and its queued writes are done).
+    pub fn upgrade(&self) -> Option<IoStream> {
+        self.state.upgrade().map(|state| IoStream { state })
+    }
+}
+
+impl fmt::Debug for WeakIoStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakIoStream")
+            .field("alive", &(self.state.strong_count() > 0))
+            .finish()
     }
 }
 
@@ -1246,7 +1346,15 @@ fn on_ready(weak: &Weak<RefCell<State>>, ready: Ready) {
         s.write_ready = true;
         wakeups.absorb(s.flush());
     }
-    // Step 3. Connects and handshakes wait for any readiness.
+    // Step 3. A dead socket (an error, or hung up both ways) and no read to
+    // notice it: read what is left into the buffer now, so the stream closes
+    // and its close callback runs. A peer that only half-closed may still be
+    // waiting for an answer: it is left alone.
+    let dead = ready.is_error() || (ready.is_read_closed() && ready.is_write_closed());
+    if dead && !s.reading && s.closed.is_none() {
+        wakeups.absorb(s.drain_into_buffer());
+    }
+    // Step 4. Connects and handshakes wait for any readiness.
     wakeups.extend(s.io_wakers.drain(..));
     drop(s);
     wake_all(wakeups);

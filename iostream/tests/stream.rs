@@ -1119,3 +1119,160 @@ fn a_read_that_sees_the_close_wakes_writers_after_releasing_the_stream() {
         drop(peer);
     });
 }
+
+// ----- regressions: a dead idle connection --------------------------------------------------
+
+#[test]
+fn an_idle_stream_notices_a_peer_reset() {
+    // Regression: with no read pending, readiness only set flags, so a reset
+    // went unnoticed and the close callback of an idle connection never ran.
+    run(async {
+        let (stream, peer) = tcp_pair();
+        let (runs, _) = counting_close_callback(&stream);
+        settle().await;
+        reset(peer);
+        wait_until(|| runs.get() > 0).await;
+        assert!(stream.closed());
+        assert!(
+            is_io(
+                stream.error().unwrap().reason(),
+                io::ErrorKind::ConnectionReset
+            ),
+            "{:?}",
+            stream.error()
+        );
+    });
+}
+
+#[test]
+fn an_idle_stream_stays_open_when_the_peer_only_half_closes() {
+    run(async {
+        let (stream, mut peer) = tcp_pair();
+        let (runs, _) = counting_close_callback(&stream);
+        peer.write_all(b"question\n").unwrap();
+        shutdown_write(&peer);
+        settle().await;
+        assert!(!stream.closed(), "a half-closed client still waits");
+        assert_eq!(runs.get(), 0);
+        assert_eq!(stream.read_until(b"\n", 64).await.unwrap(), b"question\n");
+        stream.write("answer\n").await.unwrap();
+        let mut line = [0u8; 7];
+        peer.read_exact(&mut line).unwrap();
+        assert_eq!(&line, b"answer\n");
+    });
+}
+
+#[cfg(unix)]
+#[test]
+fn an_idle_pipe_write_end_closes_as_a_broken_pipe_when_its_reader_goes() {
+    // The dead-socket check reads to notice the end; a pipe's write end
+    // cannot read, and must not close with "cannot read" as its reason.
+    run(async {
+        let (sender, receiver) = mio::unix::pipe::new().unwrap();
+        let stream = IoStream::new(sender).unwrap();
+        let (runs, _) = counting_close_callback(&stream);
+        drop(receiver);
+        wait_until(|| runs.get() > 0).await;
+        assert!(
+            is_io(stream.error().unwrap().reason(), io::ErrorKind::BrokenPipe),
+            "{:?}",
+            stream.error()
+        );
+    });
+}
+
+// ----- regressions: read_into ------------------------------------------------------------------
+
+#[test]
+fn a_dropped_read_into_loses_no_data() {
+    // Regression: each poll moved the buffered bytes into the caller's
+    // buffer, so a read_into dropped before completing took them along.
+    run(async {
+        let (writer, reader) = unix_pair();
+        writer.write("abc");
+        let mut buf = [0u8; 8];
+        {
+            let mut read = pin!(reader.read_into(&mut buf, false));
+            settle().await;
+            assert!(poll_once(read.as_mut()).await.is_pending());
+        }
+        assert!(!reader.reading());
+        assert_eq!(reader.buffered(), 3, "the dropped read took nothing");
+        assert_eq!(reader.read_bytes(3, false).await.unwrap(), b"abc");
+    });
+}
+
+#[test]
+fn read_into_a_buffer_larger_than_max_buffer_size_still_fills_it() {
+    run(async {
+        let (writer, reader) = unix_pair_with(StreamOptions::default().max_buffer_size(16));
+        let mut data = vec![0u8; 1000];
+        support::Pattern::new(5).fill(&mut data);
+        writer.write(data.clone());
+        let mut buf = vec![0u8; 1000];
+        assert_eq!(reader.read_into(&mut buf, false).await.unwrap(), 1000);
+        assert!(buf == data);
+        assert!(!reader.closed());
+    });
+}
+
+// ----- regressions: close callbacks and weak handles -------------------------------------------
+
+#[test]
+fn a_close_callback_holding_its_own_stream_is_released_when_the_stream_closes() {
+    run(async {
+        let (stream, _peer) = tcp_pair();
+        let weak = stream.downgrade();
+        let inside = stream.clone();
+        let saw_closed = Rc::new(Cell::new(None));
+        let seen = saw_closed.clone();
+        stream.set_close_callback(move || seen.set(Some(inside.closed())));
+        drop(stream);
+        // Documented: the callback's clone keeps the stream until it closes.
+        let stream = weak.upgrade().expect("held by its close callback");
+        stream.close();
+        drop(stream);
+        wait_until(|| saw_closed.get().is_some()).await;
+        assert_eq!(saw_closed.get(), Some(true));
+        assert!(weak.upgrade().is_none(), "the ran callback was dropped");
+    });
+}
+
+#[test]
+fn a_close_callback_holding_a_weak_handle_does_not_keep_the_socket_open() {
+    let io_loop = IoLoop::new();
+    run_on(&io_loop, async {
+        let baseline = handler_count(&IoLoop::current());
+        let (stream, mut peer) = tcp_pair();
+        let weak = stream.downgrade();
+        let inside = weak.clone();
+        stream.set_close_callback(move || drop(inside.upgrade()));
+        drop(stream);
+        assert!(weak.upgrade().is_none());
+        assert_eq!(handler_count(&IoLoop::current()), baseline);
+        let mut byte = [0u8; 1];
+        assert_eq!(
+            peer.read(&mut byte).unwrap(),
+            0,
+            "the peer sees end of file"
+        );
+    });
+}
+
+#[test]
+fn a_stream_kept_alive_by_unsent_writes_is_freed_when_its_loop_closes() {
+    let io_loop = IoLoop::new();
+    let (ours, peer) = std_tcp_pair();
+    small_socket_buffers(&ours, &peer);
+    let weak = run_on(&io_loop, async {
+        let stream = into_stream(ours, StreamOptions::default());
+        stream.write(vec![0u8; 8 << 20]);
+        settle().await;
+        assert!(stream.writing());
+        stream.downgrade()
+    });
+    assert!(weak.upgrade().is_some(), "unsent writes keep the stream");
+    io_loop.close();
+    assert!(weak.upgrade().is_none(), "closing the loop lets it go");
+    drop(peer);
+}
