@@ -5,6 +5,7 @@
 //! error knows the status it is answered with. `httparse` does the scanning.
 
 use std::fmt;
+use std::mem::MaybeUninit;
 
 use crate::headers::HttpHeaders;
 use crate::start_line::{RequestStartLine, ResponseStartLine, Version};
@@ -15,6 +16,9 @@ pub const DEFAULT_MAX_HEADER_SIZE: usize = 64 * 1024;
 pub const DEFAULT_MAX_REQUEST_LINE: usize = 8 * 1024;
 /// Default most header fields: 100 → 431.
 pub const DEFAULT_MAX_HEADERS: usize = 100;
+
+/// Header slots kept on the stack; larger `max_headers` use the heap.
+const STACK_HEADERS: usize = 128;
 
 /// Limits the head parser enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,9 +116,18 @@ pub fn parse_request_head(
     buf: &[u8],
     limits: &HeadLimits,
 ) -> Result<Option<(RequestHead, usize)>, ParseError> {
-    let mut storage = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut req = httparse::Request::new(&mut storage);
-    let consumed = match req.parse(buf) {
+    // Header slots on the stack and left uninitialised: a 100-slot Vec per
+    // request cost a 3 KiB allocation and memset (11% of a hello request).
+    let mut on_stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+    let mut on_heap = Vec::new();
+    let slots = if limits.max_headers <= STACK_HEADERS {
+        &mut on_stack[..limits.max_headers]
+    } else {
+        on_heap.resize_with(limits.max_headers, MaybeUninit::uninit);
+        &mut on_heap[..]
+    };
+    let mut req = httparse::Request::new(&mut []);
+    let consumed = match req.parse_with_uninit_headers(buf, slots) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
             check_partial(buf, limits)?;
