@@ -161,6 +161,9 @@ struct State {
     handler: Option<HandlerId>,
     /// Edge-triggered readiness: true until a read returns `WouldBlock`.
     read_ready: bool,
+    /// The peer's end-of-file was signalled (read-closed readiness): a short
+    /// read then must not clear `read_ready`, or the EOF would never be read.
+    peer_read_closed: bool,
     /// Edge-triggered readiness: true until a write returns `WouldBlock`.
     write_ready: bool,
     /// Received bytes not yet handed to a reader.
@@ -282,6 +285,7 @@ impl IoStream {
             io_loop: io_loop.clone(),
             handler: None,
             read_ready: false,
+            peer_read_closed: false,
             write_ready: false,
             read_buf: ReadBuffer::new(),
             scan_from: 0,
@@ -824,6 +828,10 @@ impl State {
             match transport.read(&mut spare[..limit]) {
                 Ok(0) => return Err(CloseReason::Eof),
                 Ok(n) => {
+                    if n < limit && transport.short_read_drains() && !self.peer_read_closed {
+                        // Drained: the next edge will say when more arrives.
+                        self.read_ready = false;
+                    }
                     self.read_buf.commit(n);
                     return Ok(true);
                 }
@@ -1339,6 +1347,7 @@ fn on_ready(weak: &Weak<RefCell<State>>, ready: Ready) {
     // Step 1. Readable: wake the pending read, which reads for itself.
     if ready.is_readable() || ready.is_read_closed() || ready.is_error() {
         s.read_ready = true;
+        s.peer_read_closed |= ready.is_read_closed() || ready.is_error();
         wakeups.extend(s.read_waker.take());
     }
     // Step 2. Writable: send what is queued or held by the transport.

@@ -72,6 +72,15 @@ pub trait Transport: Source {
     fn has_buffered_read(&self) -> bool {
         false
     }
+
+    /// Whether a read that returns fewer bytes than asked means the OS has
+    /// nothing more right now (true for plain sockets and pipes; false for a
+    /// transport such as TLS that hands out buffered bytes piecemeal). The
+    /// stream then waits for the next readiness event instead of spending a
+    /// syscall to hear `WouldBlock`, as tokio does.
+    fn short_read_drains(&self) -> bool {
+        false
+    }
 }
 
 /// Progress of [`Transport::handshake`].
@@ -143,12 +152,20 @@ impl Transport for Box<dyn Transport> {
         (**self).has_buffered_read()
     }
 
+    fn short_read_drains(&self) -> bool {
+        (**self).short_read_drains()
+    }
+
     fn alpn_protocol(&self) -> Option<Vec<u8>> {
         (**self).alpn_protocol()
     }
 }
 
 impl Transport for mio::net::TcpStream {
+    fn short_read_drains(&self) -> bool {
+        true
+    }
+
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         Read::read(self, buf)
     }
@@ -172,6 +189,10 @@ impl Transport for mio::net::TcpStream {
 
 #[cfg(unix)]
 impl Transport for mio::net::UnixStream {
+    fn short_read_drains(&self) -> bool {
+        true
+    }
+
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         Read::read(self, buf)
     }
@@ -200,6 +221,10 @@ fn wrong_direction(what: &str) -> io::Error {
 
 #[cfg(unix)]
 impl Transport for mio::unix::pipe::Receiver {
+    fn short_read_drains(&self) -> bool {
+        true
+    }
+
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         Read::read(self, buf)
     }
