@@ -546,12 +546,28 @@ impl Http1Connection {
         // Step 1. The status line and the caller's headers, in one buffer.
         let mut head = Vec::with_capacity(128 + headers.len() * 32);
         head.extend_from_slice(b"HTTP/1.1 ");
-        head.extend_from_slice(code.to_string().as_bytes());
+        if (100..1000).contains(&code) {
+            head.extend_from_slice(&[
+                b'0' + (code / 100) as u8,
+                b'0' + (code / 10 % 10) as u8,
+                b'0' + (code % 10) as u8,
+            ]);
+        } else {
+            head.extend_from_slice(code.to_string().as_bytes());
+        }
         head.push(b' ');
+        // A reason with a control or non-ASCII character could inject
+        // headers: it is replaced, as Tornado does (checklist 45).
         let reason = if start_line.reason.is_empty() {
             reason_phrase(code)
-        } else {
+        } else if start_line
+            .reason
+            .bytes()
+            .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+        {
             &start_line.reason
+        } else {
+            "Unknown"
         };
         head.extend_from_slice(reason.as_bytes());
         head.extend_from_slice(b"\r\n");
@@ -559,7 +575,11 @@ impl Http1Connection {
             head.extend_from_slice(name.as_bytes());
             head.extend_from_slice(b": ");
             // Latin-1 back to bytes, one byte per char.
-            head.extend(value.chars().map(|c| c as u32 as u8));
+            if value.is_ascii() {
+                head.extend_from_slice(value.as_bytes());
+            } else {
+                head.extend(value.chars().map(|c| c as u32 as u8));
+            }
             head.extend_from_slice(b"\r\n");
         }
         // Step 2. What the connection itself must say.

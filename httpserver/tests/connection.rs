@@ -819,3 +819,31 @@ fn a_client_that_never_reads_cannot_grow_the_servers_output_queue() {
     }
     let _ = sender.join();
 }
+
+#[test]
+fn a_reason_phrase_with_a_line_break_cannot_inject_headers() {
+    let server = spawn_server(|| {
+        HttpServer::from_fn(|_request, connection| {
+            let status = whirl_httpserver::ResponseStartLine {
+                version: whirl_httpserver::Version::Http11,
+                code: 200,
+                reason: "OK\r\nX-Evil: 1".to_string(),
+            };
+            let mut headers = HttpHeaders::new();
+            headers.insert("Content-Length", "0");
+            if connection.write_headers(&status, &headers).is_ok() {
+                let _ = connection.finish();
+            }
+        })
+    });
+    let mut stream = connect(server.addr);
+    send(&mut stream, get("/"));
+    let response = read_response(&mut stream, false).unwrap();
+    assert_eq!(response.code, 200);
+    assert!(!response.has("X-Evil"), "{}", response.text());
+    assert!(
+        response.text().starts_with("HTTP/1.1 200 Unknown\r\n"),
+        "{}",
+        response.text()
+    );
+}
