@@ -205,6 +205,8 @@ enum ReadError {
     Body(BodyError),
     /// The stream failed or closed.
     Stream(StreamError),
+    /// The head did not arrive before its deadline.
+    TimedOut,
 }
 
 impl From<StreamError> for ReadError {
@@ -319,10 +321,12 @@ impl Http1Connection {
         if self.inner.closing.get() {
             return false;
         }
-        if served > 0 {
-            if stream.write_buffer_size() > WRITE_HIGH_WATER {
-                let _ = stream.write(Vec::new()).await;
-            }
+        if served > 0 && stream.write_buffer_size() > WRITE_HIGH_WATER {
+            let _ = stream.write(Vec::new()).await;
+        }
+        let limits = params.head_limits;
+        let buffered = stream.try_read_parsed(|buf| parse_request_head(buf, &limits));
+        if served > 0 && buffered.is_none() {
             let first_byte = stream.read_parsed(|buf| -> Result<_, StreamError> {
                 Ok((!buf.is_empty()).then_some(((), 0)))
             });
@@ -334,22 +338,40 @@ impl Http1Connection {
             }
         }
 
-        // Step 2. The head, under one deadline that trickled bytes never reset.
-        let limits = params.head_limits;
-        let read_head =
-            stream.read_parsed(|buf| parse_request_head(buf, &limits).map_err(ReadError::Head));
-        let head = match with_timeout(params.header_timeout, read_head).await {
-            Err(_) => {
+        // Step 2. The head — at once if it is already buffered, else under
+        // one deadline that trickled bytes never reset.
+        let read_head = async {
+            match buffered {
+                Some(parsed) => parsed.map_err(ReadError::Head),
+                None => {
+                    // The idle wait may have buffered the whole head.
+                    match stream.try_read_parsed(|buf| parse_request_head(buf, &limits)) {
+                        Some(parsed) => parsed.map_err(ReadError::Head),
+                        None => {
+                            let read = stream.read_parsed(|buf| {
+                                parse_request_head(buf, &limits).map_err(ReadError::Head)
+                            });
+                            match with_timeout(params.header_timeout, read).await {
+                                Ok(result) => result,
+                                Err(_) => Err(ReadError::TimedOut),
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        let head = match read_head.await {
+            Err(ReadError::TimedOut) => {
                 log::debug!("closing a connection that sent no complete head in time");
                 return false;
             }
-            Ok(Err(ReadError::Head(e))) => {
+            Err(ReadError::Head(e)) => {
                 log::debug!("malformed request: {e}");
                 self.refuse(e.status()).await;
                 return false;
             }
-            Ok(Err(_)) => return false,
-            Ok(Ok(head)) => head,
+            Err(_) => return false,
+            Ok(head) => head,
         };
 
         // Step 3. Framing: refuse every ambiguity before reading any body.

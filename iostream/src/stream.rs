@@ -674,6 +674,29 @@ impl IoStream {
         }
     }
 
+    /// Like [`read_parsed`](IoStream::read_parsed) but only over bytes
+    /// already buffered, never touching the socket: `None` if `parse` needs
+    /// more (or another read is pending). Lets a protocol skip arming a
+    /// deadline when a whole message is already here (pipelining, a request
+    /// that arrived in one packet).
+    pub fn try_read_parsed<T, E>(
+        &self,
+        parse: impl FnOnce(&[u8]) -> Result<Option<(T, usize)>, E>,
+    ) -> Option<Result<T, E>> {
+        let mut s = self.state.borrow_mut();
+        if s.reading || s.read_buf.is_empty() {
+            return None;
+        }
+        match parse(s.read_buf.data()) {
+            Ok(Some((value, consumed))) => {
+                s.read_buf.discard(consumed);
+                Some(Ok(value))
+            }
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+
     /// Runs one read: `check` takes what it needs from the buffer (or fails);
     /// until it does, the transport is read as readiness allows.
     async fn read_with<T>(
