@@ -23,3 +23,4 @@
 pub use whirl_httpserver as httpserver;
 pub use whirl_ioloop as ioloop;
 pub use whirl_iostream as iostream;
+pub use whirl_web as web;
