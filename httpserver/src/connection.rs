@@ -21,9 +21,11 @@ use whirl_iostream::{CloseReason, IoStream, StreamError, WriteFuture};
 use crate::body::{BodyError, Decoder, Encoder, Framing};
 use crate::date::append_date_header;
 use crate::delegate::{HttpMessageDelegate, HttpServerConnectionDelegate, StartLine};
-use crate::framing::{content_length, request_framing, response_has_no_body, wants_keep_alive};
+use crate::framing::{
+    content_length, request_framing, response_has_no_body, wants_keep_alive, FramingError,
+};
 use crate::head::{parse_request_head, HeadLimits, ParseError};
-use crate::headers::HttpHeaders;
+use crate::headers::{HeaderError, HttpHeaders};
 use crate::start_line::{reason_phrase, ResponseStartLine, Version};
 use crate::xheaders::RequestContext;
 
@@ -80,37 +82,59 @@ impl Default for Http1ConnectionParams {
     }
 }
 
-/// Why writing a response failed.
+/// Why writing a message failed: a server's response, or a client's request
+/// ([`Http1ClientConnection`](crate::Http1ClientConnection)).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum HttpOutputError {
-    /// `write_headers` was already called for this response.
+    /// `write_headers` was already called for this message.
     HeadersAlreadyWritten,
     /// `write` or `finish` before `write_headers`.
     HeadersNotWritten,
-    /// The response headers hold an invalid `Content-Length`.
+    /// The headers hold an invalid `Content-Length`.
     InvalidContentLength,
-    /// More or fewer bytes than the declared `Content-Length`; the connection
-    /// was aborted rather than send mis-framed bytes.
+    /// More or fewer bytes than the declared `Content-Length` (or body bytes
+    /// on a request that has none); the connection was aborted rather than
+    /// send mis-framed bytes.
     Framing(BodyError),
     /// The connection is closed.
     Closed(StreamError),
+    /// A request header name that is not a token, or a value with a control
+    /// character (CR, LF, NUL…); nothing was sent.
+    InvalidHeader(HeaderError),
+    /// A request method that is not a token, or a target with a space, a
+    /// control or a non-ASCII byte; nothing was sent.
+    InvalidRequestLine,
+    /// Request headers whose framing contradicts itself or that we cannot
+    /// produce (`Transfer-Encoding` with `Content-Length`, a coding other
+    /// than `chunked`); nothing was sent.
+    InvalidFraming(FramingError),
+    /// `write` or `finish` after the message was finished.
+    AlreadyFinished,
 }
 
 impl fmt::Display for HttpOutputError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HttpOutputError::HeadersAlreadyWritten => {
-                f.write_str("the response headers were already written")
+                f.write_str("the message headers were already written")
             }
             HttpOutputError::HeadersNotWritten => {
-                f.write_str("the response headers were not written yet")
+                f.write_str("the message headers were not written yet")
             }
             HttpOutputError::InvalidContentLength => {
-                f.write_str("the response Content-Length is invalid")
+                f.write_str("the message Content-Length is invalid")
             }
             HttpOutputError::Framing(e) => write!(f, "the connection was aborted: {e}"),
             HttpOutputError::Closed(e) => write!(f, "the connection is closed: {e}"),
+            HttpOutputError::InvalidHeader(e) => write!(f, "the header was not sent: {e}"),
+            HttpOutputError::InvalidRequestLine => {
+                f.write_str("the request method or target holds a forbidden character")
+            }
+            HttpOutputError::InvalidFraming(e) => {
+                write!(f, "the request headers frame no body we can send: {e}")
+            }
+            HttpOutputError::AlreadyFinished => f.write_str("the message was already finished"),
         }
     }
 }
@@ -593,17 +617,7 @@ impl Http1Connection {
         };
         head.extend_from_slice(reason.as_bytes());
         head.extend_from_slice(b"\r\n");
-        for (name, value) in headers.iter() {
-            head.extend_from_slice(name.as_bytes());
-            head.extend_from_slice(b": ");
-            // Latin-1 back to bytes, one byte per char.
-            if value.is_ascii() {
-                head.extend_from_slice(value.as_bytes());
-            } else {
-                head.extend(value.chars().map(|c| c as u32 as u8));
-            }
-            head.extend_from_slice(b"\r\n");
-        }
+        append_header_lines(&mut head, headers);
         // Step 2. What the connection itself must say.
         if !headers.contains("Date") {
             append_date_header(&mut head);
@@ -742,11 +756,51 @@ fn host_error(head: &crate::head::RequestHead) -> Option<u16> {
     }
 }
 
+/// Appends a `Name: value` CRLF line to `head` for each of `headers`: the
+/// header block of either role (Tornado builds it in `write_headers`).
+///
+/// Values go out as Latin-1, one byte per char, as HTTP/1.1 (and Tornado)
+/// have them. A value holding a char past U+00FF, which Latin-1 cannot
+/// carry, goes out as its UTF-8 bytes instead (all `>= 0x80`): cutting each
+/// char to one byte would turn U+010A into LF and inject a header.
+pub(crate) fn append_header_lines(head: &mut Vec<u8>, headers: &HttpHeaders) {
+    for (name, value) in headers.iter() {
+        head.extend_from_slice(name.as_bytes());
+        head.extend_from_slice(b": ");
+        if value.is_ascii() || value.chars().any(|c| u32::from(c) > 0xff) {
+            head.extend_from_slice(value.as_bytes());
+        } else {
+            head.extend(value.chars().map(|c| u32::from(c) as u8));
+        }
+        head.extend_from_slice(b"\r\n");
+    }
+}
+
 impl fmt::Debug for Http1Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Http1Connection")
             .field("stream", &self.inner.stream)
             .field("params", &self.inner.params)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_lines_are_latin1_or_utf8_never_truncated() {
+        let mut headers = HttpHeaders::new();
+        headers.add("A", "plain");
+        headers.add("B", "caf\u{e9}");
+        // U+010A and U+010D cut to one byte would be LF and CR.
+        headers.add("C", "x\u{10a}Evil: 1\u{10d}");
+        let mut head = Vec::new();
+        append_header_lines(&mut head, &headers);
+        assert_eq!(
+            head,
+            b"A: plain\r\nB: caf\xe9\r\nC: x\xc4\x8aEvil: 1\xc4\x8d\r\n".as_slice()
+        );
     }
 }

@@ -1,5 +1,11 @@
 //! whirl's HTTP/1.1 layer (work in progress: the pure codec).
+//!
+//! Both roles of a connection live here: [`Http1Connection`] serves
+//! requests, [`Http1ClientConnection`] sends them for the HTTP client; they
+//! share the head codec, the body [`Encoder`]/[`Decoder`] and the framing
+//! rules.
 mod body;
+mod client_connection;
 mod connection;
 mod date;
 mod delegate;
@@ -19,6 +25,10 @@ pub use body::{
     BodyError, ChunkHead, Decoded, Decoder, Encoder, Framing, MAX_CHUNK_EXTENSION, MAX_TRAILERS,
     MAX_TRAILER_SIZE,
 };
+pub use client_connection::{
+    Http1ClientConnection, Http1ClientParams, HttpClientConnectionError, ResponseOutcome,
+    MAX_INFORMATIONAL_RESPONSES,
+};
 pub use connection::{
     Http1Connection, Http1ConnectionParams, HttpOutputError, DEFAULT_BODY_TIMEOUT,
     DEFAULT_CHUNK_SIZE, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_CONNECTION_TIMEOUT,
@@ -28,6 +38,7 @@ pub use delegate::{Flow, HttpMessageDelegate, HttpServerConnectionDelegate, Star
 pub use framing::{
     content_length, request_framing, response_has_no_body, wants_keep_alive, FramingError,
 };
+pub use framing::{response_framing, response_wants_keep_alive};
 pub use gzip::{GzipDecompressor, GzipError};
 pub use gzip_delegate::GzipMessageDelegate;
 pub use head::{
