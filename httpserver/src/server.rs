@@ -257,6 +257,12 @@ impl HttpServer {
         self.tcp.add_sockets(sockets)
     }
 
+    /// The addresses the server listens on (each port resolved, so
+    /// `listen(0, …)` tells which port it got).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.tcp.local_addrs()
+    }
+
     /// Stops accepting; connections already open go on. Tornado: `stop`.
     pub fn stop(&self) {
         self.tcp.stop();
