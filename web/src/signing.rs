@@ -334,23 +334,32 @@ pub fn get_signature_key_version(value: impl AsRef<[u8]>) -> Option<i32> {
 
 /// The format version a signed value claims. Tornado: `_get_version`.
 ///
-/// Mirrors the pattern `^([1-9][0-9]*)\|(.*)$` (where `.` stops at a
-/// newline and `$` allows one final newline); anything else, and any
-/// number above 999 (base64 data of version 1 can look like one), is 1.
+/// A value without a version prefix is version 1, and so is any number
+/// above 999 (version 1's base64 data can look like one).
 fn signed_value_version(value: &[u8]) -> u32 {
+    match version_prefix(value) {
+        Some(v) if v <= 999 => v as u32,
+        _ => 1,
+    }
+}
+
+/// The number before the first `|`, if the text has the shape Tornado
+/// gives versioned signed values and XSRF tokens; a number too large for
+/// `u64` is `u64::MAX`. Tornado: `_signed_value_version_re`.
+///
+/// Mirrors the pattern `^([1-9][0-9]*)\|(.*)$`, where `.` stops at a
+/// newline and `$` allows one final newline.
+pub(crate) fn version_prefix(value: &[u8]) -> Option<u64> {
     let digits = value.iter().take_while(|b| b.is_ascii_digit()).count();
     if digits == 0 || value.first() == Some(&b'0') || value.get(digits) != Some(&b'|') {
-        return 1;
+        return None;
     }
     let tail = &value[digits + 1..];
     let tail = tail.strip_suffix(b"\n").unwrap_or(tail);
     if tail.contains(&b'\n') {
-        return 1;
+        return None;
     }
-    match parse_decimal(&value[..digits]) {
-        Some(v) if v <= 999 => v as u32,
-        _ => 1,
-    }
+    Some(parse_decimal(&value[..digits]).unwrap_or(u64::MAX))
 }
 
 /// The parts of a version 2 signed value, borrowed from it.
