@@ -201,6 +201,9 @@ struct Inner {
     in_request: Cell<bool>,
     /// True once asked to close after the request in flight.
     closing: Cell<bool>,
+    /// The body limit of the request in flight, when a delegate changed
+    /// it (reset at each request).
+    max_body_size: Cell<Option<u64>>,
     /// The client's address, when known.
     remote_addr: Option<SocketAddr>,
     /// Whether the connection is TLS (requests say `https`).
@@ -263,6 +266,7 @@ impl Http1Connection {
                 closed,
                 in_request: Cell::new(false),
                 closing: Cell::new(false),
+                max_body_size: Cell::new(None),
                 remote_addr,
                 secure,
                 context: Cell::new(RequestContext::new(remote_addr.map(|a| a.ip()), secure)),
@@ -293,6 +297,26 @@ impl Http1Connection {
     /// request); the access log reports its address.
     pub fn set_context(&self, context: RequestContext) {
         self.inner.context.set(context);
+    }
+
+    /// Sets the most body bytes the request in flight may send, instead of
+    /// the `max_body_size` setting (a handler that streams uploads raises
+    /// it; 413 past it). Takes effect when called from the message
+    /// delegate's `headers_received` (or the flow it returns), before the
+    /// body is read; the next request starts from the setting again.
+    /// Tornado: `HTTP1Connection.set_max_body_size`.
+    pub fn set_max_body_size(&self, max: u64) {
+        self.inner.max_body_size.set(Some(max));
+    }
+
+    /// The most body bytes the request in flight may send: the value set
+    /// with [`set_max_body_size`](Self::set_max_body_size), else the
+    /// setting.
+    pub fn max_body_size(&self) -> u64 {
+        self.inner
+            .max_body_size
+            .get()
+            .unwrap_or(self.inner.params.max_body_size)
     }
 
     /// Whether `other` is a handle to the same connection.
@@ -399,7 +423,9 @@ impl Http1Connection {
         };
 
         // Step 3. Framing: refuse every ambiguity before reading any body.
-        let framing = match request_framing(&head.headers, params.max_body_size) {
+        // (The declared length is checked against the limit in step 5, once
+        // the delegate had its chance to change the limit.)
+        let framing = match request_framing(&head.headers, u64::MAX) {
             Ok(framing) => framing,
             Err(e) => {
                 log::debug!("refusing request framing: {e}");
@@ -425,6 +451,7 @@ impl Http1Connection {
         }
         self.inner.response_done.clear();
         self.inner.in_request.set(true);
+        self.inner.max_body_size.set(None);
         let mut message = delegate.start_request(self);
         let expect_continue = head.start_line.version == Version::Http11
             && framing != Framing::Empty
@@ -436,12 +463,26 @@ impl Http1Connection {
         if let Some(flow) = message.headers_received(&start_line, &head.headers) {
             flow.await;
         }
+        // Step 5. A declared length over the limit is refused unread (and
+        // never invited with a 100 Continue).
+        let max_body = self.max_body_size();
+        if let Framing::Length(length) = framing {
+            if length > max_body {
+                log::debug!("refusing a body of {length} bytes (the limit is {max_body})");
+                if self.inner.response.borrow().encoder.is_none() {
+                    self.refuse(413).await;
+                }
+                stream.close();
+                message.on_connection_close();
+                return false;
+            }
+        }
         if expect_continue && self.inner.response.borrow().encoder.is_none() {
             stream.write("HTTP/1.1 100 (Continue)\r\n\r\n");
         }
 
-        // Step 5. The body, piece by piece.
-        match self.read_body(framing, &mut *message).await {
+        // Step 6. The body, piece by piece.
+        match self.read_body(framing, max_body, &mut *message).await {
             Ok(()) => message.finish(),
             Err(e) => {
                 match e {
@@ -462,7 +503,7 @@ impl Http1Connection {
             }
         }
 
-        // Step 6. Wait for the response (or the connection closing).
+        // Step 7. Wait for the response (or the connection closing).
         self.inner.response_done.wait().await;
         self.inner.in_request.set(false);
         let response = self.inner.response.borrow();
@@ -477,10 +518,11 @@ impl Http1Connection {
     async fn read_body(
         &self,
         framing: Framing,
+        max_body: u64,
         message: &mut dyn HttpMessageDelegate,
     ) -> Result<(), ReadError> {
         let params = self.inner.params;
-        let mut decoder = Decoder::new(framing, params.max_body_size);
+        let mut decoder = Decoder::new(framing, max_body);
         while !decoder.is_done() {
             let piece = self
                 .inner

@@ -86,7 +86,7 @@ impl HttpMessageDelegate for GzipMessageDelegate {
         adjusted.remove("Content-Encoding");
         adjusted.remove("Content-Length");
         adjusted.add("X-Consumed-Content-Encoding", encoding);
-        let max = state.connection.params().max_body_size;
+        let max = state.connection.max_body_size();
         state.decompressor = Some(GzipDecompressor::new(max));
         state.inner.headers_received(start_line, &adjusted)
     }

@@ -1,6 +1,50 @@
-//! whirl's web framework (Tornado's `web`, `routing`, `template`, `escape`).
+//! whirl's web framework: Tornado's `web`, `routing`, `template` and
+//! `escape`, with `async` handlers on the loop thread.
 //!
-//! Work in progress: the pure building blocks land first.
+//! An [`Application`] matches each request path against its [`Route`]s and
+//! runs a fresh [`RequestHandler`] for it; the handler answers through its
+//! [`Context`] (`get_argument`, `set_header`, `write`, `flush`, `finish`,
+//! cookies, templates). Errors are [`HttpError`]s.
+//!
+//! # Examples
+//!
+//! ```
+//! use whirl_ioloop::IoLoop;
+//! use whirl_web::{Application, Context, HttpError, RequestHandler, Route};
+//!
+//! struct MainHandler;
+//!
+//! impl RequestHandler for MainHandler {
+//!     async fn get(&mut self, cx: &mut Context) -> Result<(), HttpError> {
+//!         let name = cx.get_argument_or("name", "world")?;
+//!         cx.write(format!("Hello, {name}"));
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let io_loop = IoLoop::new();
+//! let app = Application::new(vec![Route::new("/", || MainHandler)]);
+//! let server = app.listen(0, Some("127.0.0.1")).unwrap();
+//! let addr = server.local_addrs()[0];
+//! let reply = io_loop.run_sync(async move {
+//!     let stream = whirl_iostream::IoStream::connect(addr).await.unwrap();
+//!     stream.write("GET /?name=whirl HTTP/1.0\r\n\r\n");
+//!     stream.read_until_close().await.unwrap()
+//! });
+//! assert!(reply.ends_with(b"Hello, whirl"));
+//! ```
+
+mod application;
+mod context;
+mod error;
+mod handler;
+mod handlers;
+mod output;
+mod pipeline;
+mod render;
+mod routing;
+mod security;
+mod static_handler;
 
 pub mod cookie;
 pub mod escape;
@@ -8,3 +52,15 @@ pub mod signing;
 pub mod static_files;
 pub mod template;
 pub mod xsrf;
+
+pub use application::{
+    Application, Settings, DEFAULT_SIGNED_COOKIE_MAX_AGE_DAYS, DEFAULT_STATIC_URL_PREFIX,
+};
+pub use context::{Body, Context, SERVER_HEADER};
+pub use error::HttpError;
+pub use handler::{HandlerResult, RequestHandler, DEFAULT_SUPPORTED_METHODS};
+pub use handlers::{ErrorHandler, RedirectHandler};
+pub use output::GZIP_MIN_LENGTH;
+pub use routing::{Route, RouteError};
+pub use security::XSRF_COOKIE;
+pub use static_handler::StaticFileHandler;

@@ -395,7 +395,8 @@ mod tests {
     /// `check_xsrf_cookie`'s three refusals, with Tornado's messages.
     #[test]
     fn check_matches_tornado() {
-        let cases: [(Option<&str>, &[u8], Result<(), XsrfError>); 8] = [
+        type Case<'a> = (Option<&'a str>, &'a [u8], Result<(), XsrfError>);
+        let cases: [Case<'_>; 8] = [
             (Some(TORNADO_V2), &TOKEN, Ok(())),
             (Some(TORNADO_V1), &TOKEN, Ok(())),
             (Some(TORNADO_V2_COUNTING), &TOKEN, Err(XsrfError::Mismatch)),
