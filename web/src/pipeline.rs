@@ -169,7 +169,14 @@ impl HttpMessageDelegate for Exchange {
         }
         // A streaming handler is prepared before its body is read, so it
         // can refuse it, or change its size limit, first.
-        self.run_step(|job| Box::pin(begin(job)))
+        self.run_step(|job| {
+            Box::pin(async move {
+                begin(job).await;
+                if let Some(max) = job.cx.max_body_size {
+                    job.cx.connection.set_max_body_size(max);
+                }
+            })
+        })
     }
 
     fn data_received(&mut self, chunk: Vec<u8>) -> Flow {
