@@ -324,6 +324,12 @@ impl Http1Connection {
         Rc::ptr_eq(&self.inner, &other.inner)
     }
 
+    /// Waits until the connection is closed (by either side). Tornado:
+    /// `set_close_callback`, as a future.
+    pub async fn closed(&self) {
+        self.inner.closed.wait().await;
+    }
+
     /// Closes the connection once the request in flight (if any) has been
     /// answered, and waits until it is closed. Used for graceful shutdown.
     pub async fn close_when_idle(&self) {

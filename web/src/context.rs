@@ -5,8 +5,10 @@
 //! Cookies, XSRF and the current user are in `security.rs`; templates and
 //! URLs in `render.rs`; the bytes on the wire in `output.rs`.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
+use std::rc::Rc;
 
 use whirl_httpserver::{is_valid_header_name, Http1Connection, HttpHeaders, HttpServerRequest};
 
@@ -51,6 +53,8 @@ pub struct Context {
     pub(crate) output: Output,
     /// Whether `finish` ran.
     pub(crate) finished: bool,
+    /// `finished`, shared with the pipeline while the handler runs.
+    pub(crate) finish_flag: Rc<Cell<bool>>,
     /// The user, from `get_current_user`.
     pub(crate) current_user: Option<String>,
     /// This request's raw XSRF token, once known.
@@ -87,6 +91,7 @@ impl Context {
             buffer: Vec::new(),
             output: Output::default(),
             finished: false,
+            finish_flag: Rc::default(),
             current_user: None,
             xsrf_raw: None,
             xsrf_masked: None,
@@ -417,6 +422,7 @@ impl Context {
         }
         self.send(true)?;
         self.finished = true;
+        self.finish_flag.set(true);
         self.request.mark_finished();
         Ok(())
     }

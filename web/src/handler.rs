@@ -129,8 +129,12 @@ pub trait RequestHandler: 'static {
     /// The response is finished (sent or failed). Tornado: `on_finish`.
     fn on_finish(&mut self, _cx: &mut Context) {}
 
-    /// The client went away before the request was complete (its body was
-    /// cut short). Tornado: `on_connection_close`.
+    /// The client went away before its answer was finished: its body was
+    /// cut short, or the connection failed while the verb method was
+    /// running — then the method is dropped at the `await` it was waiting
+    /// on, and this is called instead of it finishing. (A client that only
+    /// half-closes its side is still waiting for the answer and is left
+    /// alone, as in Tornado.) Tornado: `on_connection_close`.
     fn on_connection_close(&mut self, _cx: &mut Context) {}
 }
 

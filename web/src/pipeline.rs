@@ -4,7 +4,7 @@
 //! the verb method, auto-finish, `on_finish` — with every error and panic
 //! turned into an error page.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
@@ -270,12 +270,54 @@ async fn execute(job: &mut Job, body: Vec<u8>) {
     }
     if !job.done {
         let method = job.cx.request.method.clone();
-        let result = guarded(job.handler.call(&method, &mut job.cx)).await;
-        match result.and_then(|r| r) {
-            Err(error) => fail(job, error),
-            Ok(()) => finalize(job),
+        let connection = job.cx.connection.clone();
+        let finished = job.cx.finish_flag.clone();
+        let verb = guarded(job.handler.call(&method, &mut job.cx));
+        match until_abandoned(verb, &connection, &finished).await {
+            Some(result) => match result.and_then(|r| r) {
+                Err(error) => fail(job, error),
+                Ok(()) => finalize(job),
+            },
+            None => {
+                // The client left before its answer: the method is dropped
+                // (its awaits cancelled) and the handler told.
+                log::debug!(
+                    "{} {}: the client went away",
+                    job.cx.request.method,
+                    job.cx.request.uri
+                );
+                if catch_unwind(AssertUnwindSafe(|| {
+                    job.handler.on_connection_close(&mut job.cx);
+                }))
+                .is_err()
+                {
+                    log::error!("on_connection_close panicked");
+                }
+                end(job);
+            }
         }
     }
+}
+
+/// Runs `verb` until it completes, or — while its response is not
+/// finished — until the connection closes (`None`): there is no one left
+/// to answer. A handler that finished its response runs to its end.
+async fn until_abandoned<F: Future + Unpin>(
+    mut verb: F,
+    connection: &Http1Connection,
+    finished: &Rc<Cell<bool>>,
+) -> Option<F::Output> {
+    let mut closed = Box::pin(connection.closed());
+    std::future::poll_fn(move |task| {
+        if let Poll::Ready(output) = Pin::new(&mut verb).poll(task) {
+            return Poll::Ready(Some(output));
+        }
+        if !finished.get() && closed.as_mut().poll(task).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Ends a request that went well: renders a pending `send_error`, finishes

@@ -105,3 +105,48 @@ fn form_bodies_are_arguments() {
     );
     assert_eq!((r.status, r.text().as_str()), (200, "Posted form"));
 }
+
+/// Records whether `on_connection_close` ran, and waits forever in `get`.
+struct Abandoned {
+    closed: std::sync::mpsc::Sender<&'static str>,
+}
+
+impl RequestHandler for Abandoned {
+    async fn get(&mut self, _cx: &mut Context) -> Result<(), HttpError> {
+        whirl_ioloop::sleep(std::time::Duration::from_secs(3600)).await;
+        Ok(())
+    }
+
+    fn on_connection_close(&mut self, _cx: &mut Context) {
+        let _ = self.closed.send("closed");
+    }
+
+    fn on_finish(&mut self, _cx: &mut Context) {
+        let _ = self.closed.send("finished");
+    }
+}
+
+#[test]
+fn a_reset_while_the_handler_waits_cancels_it_and_calls_on_connection_close() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = serve(move || {
+        let tx = tx.clone();
+        Application::new(vec![
+            Route::new("/wait", move || Abandoned { closed: tx.clone() }),
+            Route::new("/", || Hello),
+        ])
+    });
+    let mut client = Client::connect(server.addr);
+    client.send(b"GET /wait HTTP/1.1\r\nHost: t\r\n\r\n");
+    // Let the handler start, then reset the connection.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    client.reset();
+    let timeout = support::TEST_TIMEOUT;
+    assert_eq!(rx.recv_timeout(timeout), Ok("closed"));
+    assert_eq!(
+        rx.recv_timeout(timeout),
+        Ok("finished"),
+        "on_finish once, after"
+    );
+    assert_eq!(get(server.addr, "/").status, 200, "the loop goes on");
+}

@@ -208,6 +208,13 @@ impl Client {
         self.read_response(&method)
     }
 
+    /// Closes the connection with a reset (RST) instead of a FIN.
+    pub fn reset(self) {
+        let socket = socket2::SockRef::from(&self.stream);
+        socket.set_linger(Some(Duration::ZERO)).expect("SO_LINGER");
+        drop(self);
+    }
+
     /// Whether the server closed the connection (EOF, or reset) within the
     /// test timeout, with nothing more sent.
     pub fn is_closed(&mut self) -> bool {
