@@ -74,6 +74,17 @@ impl Drop for KillOnDrop {
 /// Starts server example `name` with `--port 0` and returns it with the
 /// address from its `listening on SCHEME://ADDR` log line.
 fn start_server(name: &str, scheme: &str, extra_args: &[&str]) -> (KillOnDrop, String) {
+    let (child, addr, _log) = start_server_logged(name, scheme, extra_args);
+    (child, addr)
+}
+
+/// As [`start_server`], also returning the log lines that follow the
+/// `listening on` one.
+fn start_server_logged(
+    name: &str,
+    scheme: &str,
+    extra_args: &[&str],
+) -> (KillOnDrop, String, std::sync::mpsc::Receiver<String>) {
     let mut child = KillOnDrop(
         Command::new(example(name))
             .args(["--port", "0"])
@@ -95,9 +106,28 @@ fn start_server(name: &str, scheme: &str, extra_args: &[&str]) -> (KillOnDrop, S
             break line[at + marker.len()..].trim().to_string();
         }
     };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
+    // Keep draining the log so the server never blocks on a full pipe,
+    // passing it on to whoever still listens.
+    let (sender, log) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    (child, addr, log)
+}
+
+/// Waits up to 10 s for a log line containing `needle`.
+fn wait_for_log(log: &std::sync::mpsc::Receiver<String>, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match log.recv_timeout(left) {
+            Ok(line) if line.contains(needle) => return line,
+            Ok(_) => {}
+            Err(e) => panic!("no log line with {needle:?}: {e}"),
+        }
+    }
 }
 
 #[test]
@@ -251,4 +281,99 @@ fn strip_dates(reply: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// A response read off a raw socket: status, head lines, body.
+#[derive(Debug)]
+struct Reply {
+    /// The status code.
+    status: u16,
+    /// The header lines, as `(name, value)`.
+    headers: Vec<(String, String)>,
+    /// The body (de-chunked).
+    body: String,
+}
+
+impl Reply {
+    /// The first value of header `name`.
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends `method path` with `headers` and `body` on a fresh connection
+/// (`Connection: close`) and reads the whole reply.
+fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read reply");
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head in {raw:?}"));
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {raw:?}"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.to_string(), v.trim().to_string()))
+        .collect();
+    let mut reply = Reply {
+        status,
+        headers,
+        body: body.to_string(),
+    };
+    if reply.header("Transfer-Encoding") == Some("chunked") {
+        reply.body = dechunk(&reply.body);
+    }
+    reply
+}
+
+/// The payload of a chunked body.
+fn dechunk(mut chunked: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = chunked.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).expect("chunk size");
+        if size == 0 {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        chunked = &rest[size + 2..];
+    }
+    out
+}
+
+/// A `GET` with no extra headers.
+fn get(addr: &str, path: &str) -> Reply {
+    http(addr, "GET", path, &[], "")
+}
+
+#[test]
+fn hello_says_hello_world_and_logs_the_request() {
+    let (_server, addr, log) = start_server_logged("hello", "http", &[]);
+    let reply = get(&addr, "/");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body, "Hello, world");
+    wait_for_log(&log, "200 GET / (127.0.0.1)");
+    assert_eq!(get(&addr, "/elsewhere").status, 404);
+    assert_eq!(http(&addr, "POST", "/", &[], "").status, 405);
 }
