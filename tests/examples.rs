@@ -377,3 +377,83 @@ fn hello_says_hello_world_and_logs_the_request() {
     assert_eq!(get(&addr, "/elsewhere").status, 404);
     assert_eq!(http(&addr, "POST", "/", &[], "").status, 405);
 }
+
+/// A fresh directory under the system's temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    /// `whirl-<name>-<pid>`, empty.
+    fn new(name: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("whirl-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn file_server_serves_files_lists_directories_and_stays_in_its_root() {
+    // root/ holds the files served; secret.txt sits beside it, out of reach.
+    let dir = TempDir::new("file-server");
+    let root = dir.0.join("root");
+    std::fs::create_dir_all(root.join("sub dir")).unwrap();
+    std::fs::write(root.join("hello.txt"), "hello from disk\n").unwrap();
+    std::fs::write(root.join("sub dir").join("a&b.txt"), "inner").unwrap();
+    std::fs::write(dir.0.join("secret.txt"), "do not serve me").unwrap();
+    let root_arg = root.to_str().expect("utf-8 temp path");
+    let (_server, addr) = start_server("file_server", "http", &["--root", root_arg]);
+
+    // A file, with its validators; a range of it; a 304 for its Etag.
+    let file = get(&addr, "/hello.txt");
+    assert_eq!(file.status, 200, "{file:?}");
+    assert_eq!(file.body, "hello from disk\n");
+    assert_eq!(file.header("Content-Type"), Some("text/plain"));
+    let etag = file.header("Etag").expect("Etag").to_string();
+    let range = http(&addr, "GET", "/hello.txt", &[("Range", "bytes=0-4")], "");
+    assert_eq!((range.status, range.body.as_str()), (206, "hello"));
+    let cached = http(&addr, "GET", "/hello.txt", &[("If-None-Match", &etag)], "");
+    assert_eq!(cached.status, 304);
+
+    // The index of the root links every entry, directories first.
+    let index = get(&addr, "/");
+    assert_eq!(index.status, 200, "{index:?}");
+    let sub = index.body.find(r#"href="sub%20dir"#).expect("sub dir link");
+    let hello = index.body.find(r#"href="hello.txt""#).expect("file link");
+    assert!(sub < hello, "{}", index.body);
+    assert!(index.body.contains("16 B"), "{}", index.body);
+
+    // A directory URL without its slash redirects; with it, it is listed
+    // (names escaped in the page, percent-encoded in the links).
+    let bare = get(&addr, "/sub%20dir");
+    assert_eq!(bare.status, 301);
+    assert_eq!(bare.header("Location"), Some("/sub%20dir/"));
+    let listing = get(&addr, "/sub%20dir/");
+    assert_eq!(listing.status, 200);
+    assert!(
+        listing.body.contains(r#"href="a%26b.txt">a&amp;b.txt</a>"#),
+        "{}",
+        listing.body
+    );
+    assert_eq!(get(&addr, "/sub%20dir/a%26b.txt").body, "inner");
+    assert_eq!(get(&addr, "/missing.txt").status, 404);
+
+    // Nothing outside the root, however the path is spelled.
+    for path in [
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/sub%20dir/../../secret.txt",
+        "/..%2fsecret.txt",
+        "//etc/passwd",
+        "/../",
+    ] {
+        let reply = get(&addr, path);
+        assert_eq!(reply.status, 403, "{path}: {reply:?}");
+        assert!(!reply.body.contains("do not serve me"), "{path}");
+    }
+}
