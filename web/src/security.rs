@@ -34,7 +34,7 @@ impl Context {
         options: &CookieOptions,
     ) -> Result<(), HttpError> {
         let header = format_set_cookie(name, value, options)?;
-        self.headers.add("Set-Cookie", header);
+        self.replace_set_cookie(name, header);
         Ok(())
     }
 
@@ -46,8 +46,26 @@ impl Context {
     /// As [`set_cookie`](Self::set_cookie).
     pub fn clear_cookie(&mut self, name: &str, options: &CookieOptions) -> Result<(), HttpError> {
         let header = format_clear_cookie(name, options)?;
-        self.headers.add("Set-Cookie", header);
+        self.replace_set_cookie(name, header);
         Ok(())
+    }
+
+    /// Adds a `Set-Cookie` line for `name`, dropping any earlier one for
+    /// the same name: Tornado keeps one morsel per name (`_new_cookie`), so
+    /// the last call wins and attributes of an earlier one do not linger
+    /// (a host-only and a `Domain=` cookie would otherwise both be kept).
+    fn replace_set_cookie(&mut self, name: &str, header: String) {
+        let others: Vec<String> = self
+            .headers
+            .get_all("Set-Cookie")
+            .filter(|line| line.split('=').next() != Some(name))
+            .map(str::to_string)
+            .collect();
+        self.headers.remove("Set-Cookie");
+        for line in others {
+            self.headers.add("Set-Cookie", line);
+        }
+        self.headers.add("Set-Cookie", header);
     }
 
     /// Sets cookie `name` to `value` signed with the `cookie_secret`
@@ -167,7 +185,7 @@ impl Context {
         if raw.version.is_none() {
             // A token made for this request: the client keeps it.
             let header = format_set_cookie(XSRF_COOKIE, &masked, &CookieOptions::default())?;
-            self.headers.add("Set-Cookie", header);
+            self.replace_set_cookie(XSRF_COOKIE, header);
         }
         self.xsrf_masked = Some(masked.clone());
         Ok(masked)
