@@ -16,9 +16,8 @@
 //! refuses `..`, `%2e%2e`, backslashes, absolute paths and symlinks that
 //! lead out. `--port` defaults to 8891 so it can run beside the others.
 
-use std::fs;
-use std::io;
 use std::path::PathBuf;
+use std::{fs, io};
 
 use clap::Parser;
 use serde::Serialize;
@@ -80,9 +79,10 @@ struct Entry {
     size: String,
 }
 
-impl FileServer {
-    /// `GET` and `HEAD` (the connection drops the body of a `HEAD`).
-    async fn serve(&mut self, cx: &mut Context, head: bool) -> HandlerResult {
+impl RequestHandler for FileServer {
+    const SUPPORTED_METHODS: &'static [&'static str] = &["GET", "HEAD"];
+
+    async fn get(&mut self, cx: &mut Context) -> HandlerResult {
         // The path still percent-encoded, without its leading `/`: the
         // resolver decodes it exactly once, as the file handler does.
         let url_path = cx.request().path.clone();
@@ -91,10 +91,9 @@ impl FileServer {
             Ok(ResolvedPath::Directory(directory)) if url_path.ends_with('/') => directory,
             _ => {
                 let mut files = StaticFileHandler::new(self.root.clone());
-                return if head {
-                    files.head(cx).await
-                } else {
-                    files.get(cx).await
+                return match cx.request().method.as_str() {
+                    "HEAD" => files.head(cx).await,
+                    _ => files.get(cx).await,
                 };
             }
         };
@@ -103,17 +102,10 @@ impl FileServer {
         let path = url_unescape_lossy(&url_path, false);
         cx.render("index.html", Listing { path, entries })
     }
-}
 
-impl RequestHandler for FileServer {
-    const SUPPORTED_METHODS: &'static [&'static str] = &["GET", "HEAD"];
-
-    async fn get(&mut self, cx: &mut Context) -> HandlerResult {
-        self.serve(cx, false).await
-    }
-
+    /// As `GET` (the connection drops the body).
     async fn head(&mut self, cx: &mut Context) -> HandlerResult {
-        self.serve(cx, true).await
+        self.get(cx).await
     }
 }
 
@@ -123,8 +115,7 @@ fn list(directory: &std::path::Path) -> io::Result<Vec<Entry>> {
     for entry in fs::read_dir(directory)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        // Follow symlinks for the type and size; a dangling one is a file
-        // of size 0 (and 404 when followed).
+        // Symlinks are followed; a dangling one shows as an empty file.
         let metadata = fs::metadata(entry.path()).ok();
         let is_dir = metadata.as_ref().is_some_and(|m| m.is_dir());
         let href = url_escape(&name, false) + if is_dir { "/" } else { "" };
@@ -140,19 +131,13 @@ fn list(directory: &std::path::Path) -> io::Result<Vec<Entry>> {
     Ok(entries)
 }
 
-/// `bytes` as `512 B`, `1.5 KiB`, `3.0 MiB`…
+/// `bytes` as `512 B`, `1.5 KiB`, `3.0 MiB`.
 fn human_size(bytes: u64) -> String {
-    if bytes < 1024 {
-        return format!("{bytes} B");
+    match bytes {
+        0..1024 => format!("{bytes} B"),
+        1024..1_048_576 => format!("{:.1} KiB", bytes as f64 / 1024.0),
+        _ => format!("{:.1} MiB", bytes as f64 / 1_048_576.0),
     }
-    let mut size = bytes as f64 / 1024.0;
-    for unit in ["KiB", "MiB", "GiB"] {
-        if size < 1024.0 {
-            return format!("{size:.1} {unit}");
-        }
-        size /= 1024.0;
-    }
-    format!("{size:.1} TiB")
 }
 
 fn main() -> io::Result<()> {
@@ -160,10 +145,8 @@ fn main() -> io::Result<()> {
     let args = Args::parse();
     let root = args.root.clone();
     if !root.is_dir() {
-        return Err(io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("--root {} is not a directory", root.display()),
-        ));
+        let message = format!("--root {} is not a directory", root.display());
+        return Err(io::Error::new(io::ErrorKind::NotFound, message));
     }
     let io_loop = IoLoop::new();
     let settings = Settings {
