@@ -65,10 +65,11 @@ impl Context {
                     log::error!("a {} response cannot have a body: dropped", self.status);
                     chunk.clear();
                 }
+                // No representation, so no representation headers
+                // (Tornado's `_clear_representation_headers`, for 1xx, 204
+                // and 304 alike).
                 for name in ["Content-Encoding", "Content-Language", "Content-Type"] {
-                    if self.status == 304 {
-                        self.headers.remove(name);
-                    }
+                    self.headers.remove(name);
                 }
             }
             // Step 2. Compression, decided on the first piece.
