@@ -263,10 +263,17 @@ impl Context {
         self.reason = None;
     }
 
-    /// Sets the status with a reason phrase of your own.
+    /// Sets the status with a reason phrase of your own. A reason that is
+    /// not a valid reason phrase (a control character such as CR or LF) or
+    /// that holds `<` becomes `Unknown`, as in Tornado: it is shown on error
+    /// pages, so it must not carry markup.
     pub fn set_status_reason(&mut self, status: u16, reason: impl Into<String>) {
+        let reason = reason.into();
+        let valid = reason
+            .chars()
+            .all(|c| matches!(c, '\t' | ' '..='~' | '\u{80}'..='\u{ff}') && c != '<');
         self.status = status;
-        self.reason = Some(reason.into());
+        self.reason = Some(if valid { reason } else { "Unknown".to_string() });
     }
 
     /// The response status. Tornado: `get_status`.
