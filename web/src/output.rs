@@ -146,7 +146,7 @@ impl Context {
     /// other encoding is set, and a whole body is at least
     /// [`GZIP_MIN_LENGTH`]. `Vary: Accept-Encoding` either way.
     fn start_gzip(&mut self, finishing: bool, length: usize) {
-        match self.headers.get("Vary") {
+        match self.headers.get_joined("Vary") {
             Some(vary) if vary.to_ascii_lowercase().contains("accept-encoding") => {}
             Some(vary) => {
                 let vary = format!("{vary}, Accept-Encoding");
