@@ -302,6 +302,15 @@ impl Reply {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+
+    /// Every value of header `name`.
+    fn headers(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
 }
 
 /// Sends `method path` with `headers` and `body` on a fresh connection
@@ -459,4 +468,251 @@ fn file_server_serves_files_lists_directories_and_stays_in_its_root() {
         assert_eq!(reply.status, 403, "{path}: {reply:?}");
         assert!(!reply.body.contains("do not serve me"), "{path}");
     }
+}
+
+/// A client that keeps cookies, as a browser would: what `Set-Cookie`
+/// sets is sent back in `Cookie`, exactly as received (quotes included).
+struct Browser {
+    /// The server.
+    addr: String,
+    /// Cookies by name, values as set.
+    cookies: std::collections::BTreeMap<String, String>,
+}
+
+impl Browser {
+    /// A browser with no cookies.
+    fn new(addr: &str) -> Browser {
+        Browser {
+            addr: addr.to_string(),
+            cookies: Default::default(),
+        }
+    }
+
+    /// `GET path`.
+    fn get(&mut self, path: &str) -> Reply {
+        self.request("GET", path, "")
+    }
+
+    /// `POST path` with `fields` as a urlencoded form.
+    fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Reply {
+        let body: Vec<String> = fields
+            .iter()
+            .map(|(name, value)| format!("{}={}", form_escape(name), form_escape(value)))
+            .collect();
+        self.request("POST", path, &body.join("&"))
+    }
+
+    /// Sends a request with the cookies and keeps the ones it sets (a
+    /// cleared cookie, `name=""`, is dropped).
+    fn request(&mut self, method: &str, path: &str, body: &str) -> Reply {
+        let cookie: Vec<String> = self
+            .cookies
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        let cookie = cookie.join("; ");
+        let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
+        if !cookie.is_empty() {
+            headers.push(("Cookie", &cookie));
+        }
+        let reply = http(&self.addr, method, path, &headers, body);
+        for set in reply.headers("Set-Cookie") {
+            let pair = set.split(';').next().unwrap_or_default();
+            let (name, value) = pair.split_once('=').expect("name=value");
+            if value.is_empty() || value == "\"\"" {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_string(), value.to_string());
+            }
+        }
+        reply
+    }
+}
+
+/// `value` percent-encoded for a form body.
+fn form_escape(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The value of the hidden `_xsrf` field in a page.
+fn xsrf_field(page: &str) -> String {
+    let marker = r#"name="_xsrf" value=""#;
+    let at = page
+        .find(marker)
+        .unwrap_or_else(|| panic!("no _xsrf field in {page}"))
+        + marker.len();
+    page[at..].split('"').next().unwrap_or_default().to_string()
+}
+
+/// `html` with minijinja's `&#x2f;` turned back into `/` (its escaping of
+/// URLs in attributes), so links can be looked for as written.
+fn slashes(html: &str) -> String {
+    html.replace("&#x2f;", "/")
+}
+
+#[test]
+fn blog_pages_extend_the_base_template_and_link_versioned_css() {
+    let (_server, addr) = start_server("blog", "http", &[]);
+    let home = get(&addr, "/");
+    assert_eq!(home.status, 200, "{home:?}");
+    let page = slashes(&home.body);
+    // base.html around home.html around modules/entry.html.
+    assert!(page.contains("<title>whirl blog</title>"), "{page}");
+    assert!(
+        page.contains(r#"<a href="/entry/hello-from-whirl">Hello from whirl</a>"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"<a href="/auth/login">Log in</a>"#),
+        "{page}"
+    );
+
+    // static_url: a content hash, and such URLs may be cached for years.
+    let start = page.find("/static/blog.css?v=").expect("static_url link");
+    let css_url = page[start..].split('"').next().unwrap().to_string();
+    let css = get(&addr, &css_url);
+    assert_eq!(css.status, 200, "{css:?}");
+    assert_eq!(css.header("Content-Type"), Some("text/css"));
+    assert!(css.body.contains("font-family"));
+    assert!(css
+        .header("Cache-Control")
+        .is_some_and(|c| c.starts_with("max-age=")));
+
+    let entry = get(&addr, "/entry/hello-from-whirl");
+    assert_eq!(entry.status, 200);
+    assert!(entry
+        .body
+        .contains("<title>Hello from whirl · whirl blog</title>"));
+    assert!(entry
+        .body
+        .contains("<p>This blog runs on one thread and one event loop.</p>"));
+    assert_eq!(get(&addr, "/entry/no-such-entry").status, 404);
+}
+
+#[test]
+fn blog_login_with_signed_cookie_then_compose_with_xsrf_tokens() {
+    let (_server, addr) = start_server("blog", "http", &["--user", "ann", "--password", "s3cret"]);
+    let mut browser = Browser::new(&addr);
+
+    // Logged out, compose sends us to the login form (GET) or refuses (POST).
+    let compose = browser.get("/compose");
+    assert_eq!(compose.status, 302);
+    assert_eq!(
+        compose.header("Location"),
+        Some("/auth/login?next=%2Fcompose")
+    );
+
+    // The login form sets the _xsrf cookie and carries the token.
+    let form = browser.get("/auth/login?next=%2Fcompose");
+    assert_eq!(form.status, 200);
+    assert!(browser.cookies.contains_key("_xsrf"), "{form:?}");
+    let token = xsrf_field(&form.body);
+    let login = [
+        ("name", "ann"),
+        ("password", "s3cret"),
+        ("next", "/compose"),
+    ];
+
+    // No token, or a forged one: 403, and no login cookie.
+    assert_eq!(browser.post("/auth/login", &login).status, 403);
+    let forged = [
+        ("_xsrf", "2|00000000|deadbeef|1"),
+        login[0],
+        login[1],
+        login[2],
+    ];
+    assert_eq!(browser.post("/auth/login", &forged).status, 403);
+    // The right token with the wrong password: 403 and the form again.
+    let wrong = browser.post(
+        "/auth/login",
+        &[("_xsrf", &token), ("name", "ann"), ("password", "nope")],
+    );
+    assert_eq!(wrong.status, 403);
+    assert!(wrong.body.contains("Wrong name or password."));
+    assert!(!browser.cookies.contains_key("blog_user"));
+
+    // The right password: a signed cookie, and back to where we were going.
+    let ok = browser.post(
+        "/auth/login",
+        &[("_xsrf", &token), login[0], login[1], login[2]],
+    );
+    assert_eq!(ok.status, 302, "{ok:?}");
+    assert_eq!(ok.header("Location"), Some("/compose"));
+    let signed = browser
+        .cookies
+        .get("blog_user")
+        .expect("login cookie")
+        .clone();
+    assert!(
+        signed.contains("|9:blog_user|"),
+        "Tornado's v2 format: {signed}"
+    );
+    // `next` may only lead to a path on this site.
+    let away = [
+        ("_xsrf", token.as_str()),
+        login[0],
+        login[1],
+        ("next", "//evil.example/"),
+    ];
+    assert_eq!(
+        browser.post("/auth/login", &away).header("Location"),
+        Some("/")
+    );
+
+    // The compose form, now that we are someone.
+    let compose = browser.get("/compose");
+    assert_eq!(compose.status, 200, "{compose:?}");
+    assert!(compose.body.contains("Log out ann"));
+    let token = xsrf_field(&compose.body);
+
+    // Publishing without the token is refused, even logged in.
+    let entry = [
+        ("title", "Rust & Tornado"),
+        ("body", "One loop.\r\n\r\nNo <script>."),
+    ];
+    assert_eq!(browser.post("/compose", &entry).status, 403);
+    assert!(!get(&addr, "/").body.contains("Rust &amp; Tornado"));
+
+    // With it, the entry is published and shown, escaped, on the home page.
+    let published = browser.post("/compose", &[("_xsrf", &token), entry[0], entry[1]]);
+    assert_eq!(published.status, 302, "{published:?}");
+    assert_eq!(published.header("Location"), Some("/entry/rust-tornado"));
+    let home = slashes(&get(&addr, "/").body);
+    let new = home.find(r#"<a href="/entry/rust-tornado">Rust &amp; Tornado</a>"#);
+    let old = home.find("Hello from whirl");
+    assert!(new.is_some() && new < old, "newest first: {home}");
+    let page = get(&addr, "/entry/rust-tornado").body;
+    assert!(
+        page.contains("<p>One loop.</p>") && page.contains("<p>No &lt;script&gt;.</p>"),
+        "{page}"
+    );
+
+    // A tampered cookie is no login at all.
+    let mut tampered = signed.clone();
+    tampered.insert(tampered.len() - 2, '0');
+    browser.cookies.insert("blog_user".to_string(), tampered);
+    assert_eq!(browser.get("/compose").status, 302);
+    browser.cookies.insert("blog_user".to_string(), signed);
+
+    // Logging out clears the cookie; compose is closed again.
+    assert_eq!(
+        browser.post("/auth/logout", &[("_xsrf", &token)]).status,
+        302
+    );
+    assert!(!browser.cookies.contains_key("blog_user"));
+    assert_eq!(browser.get("/compose").status, 302);
+    assert_eq!(
+        browser
+            .post("/compose", &[("_xsrf", &token), entry[0], entry[1]])
+            .status,
+        403
+    );
 }
