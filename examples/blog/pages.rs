@@ -69,7 +69,7 @@ impl RequestHandler for ComposeHandler {
 
     async fn get(&mut self, cx: &mut Context) -> HandlerResult {
         cx.authenticated()?;
-        cx.render("compose.html", HashMap::<&str, &str>::new())
+        cx.render("compose.html", ())
     }
 
     async fn post(&mut self, cx: &mut Context) -> HandlerResult {
