@@ -292,3 +292,54 @@ pub fn fetch(addr: SocketAddr, raw: &str) -> Response {
 pub fn get(addr: SocketAddr, path: &str) -> Response {
     fetch(addr, &format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n"))
 }
+
+/// A fresh directory under the system's temp dir, removed (with its
+/// contents) when dropped.
+#[derive(Debug)]
+pub struct TempDir {
+    /// The directory.
+    path: std::path::PathBuf,
+}
+
+impl TempDir {
+    /// Creates `whirl-web-<label>-<pid>-<n>` in the temp dir.
+    pub fn new(label: &str) -> TempDir {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path =
+            std::env::temp_dir().join(format!("whirl-web-{label}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create a temp dir");
+        TempDir { path }
+    }
+
+    /// The directory's path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Writes `bytes` to `relative` (creating its parent directories) and
+    /// returns the file's path.
+    pub fn write(&self, relative: &str, bytes: impl AsRef<[u8]>) -> std::path::PathBuf {
+        let path = self.path.join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create parent dirs");
+        }
+        std::fs::write(&path, bytes).expect("write a temp file");
+        path
+    }
+
+    /// Creates directory `relative` (and its parents); returns its path.
+    pub fn mkdir(&self, relative: &str) -> std::path::PathBuf {
+        let path = self.path.join(relative);
+        std::fs::create_dir_all(&path).expect("create a dir");
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
