@@ -9,6 +9,8 @@
 //!   server and client, TLS, subprocesses (package `whirl-iostream`).
 //! - [`httpserver`] — the HTTP/1.1 server: `HttpServer`, `Http1Connection`,
 //!   and `httputil` (package `whirl-httpserver`).
+//! - [`httpclient`] — the asynchronous HTTP/1.1 client: `AsyncHttpClient`,
+//!   `HttpRequest`, `HttpResponse`, `Multipart` (package `whirl-httpclient`).
 //!
 //! # Examples
 //!
@@ -20,6 +22,7 @@
 //! io_loop.run_sync(sleep(Duration::from_millis(1)));
 //! ```
 
+pub use whirl_httpclient as httpclient;
 pub use whirl_httpserver as httpserver;
 pub use whirl_ioloop as ioloop;
 pub use whirl_iostream as iostream;
