@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use whirl::web::cookie::CookieOptions;
+use whirl::web::cookie::{CookieOptions, SameSite};
 use whirl::web::{Context, HandlerResult, RequestHandler};
 
 /// The signed cookie naming the logged-in user.
@@ -58,7 +58,12 @@ impl RequestHandler for LoginHandler {
                 HashMap::from([("next", next), ("error", error)]),
             );
         }
-        cx.set_signed_cookie(USER_COOKIE, &name, None)?;
+        let options = CookieOptions {
+            httponly: true,
+            samesite: Some(SameSite::Lax),
+            ..CookieOptions::default()
+        };
+        cx.set_signed_cookie_with(USER_COOKIE, &name, &options)?;
         // Only a path on this site: `next` must not send the user elsewhere.
         let local = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\');
         cx.redirect(if local { &next } else { "/" }, false)

@@ -278,8 +278,10 @@ impl Application {
             .map(|f| (f, Ok(Default::default())))
     }
 
-    /// The template loader, when `template_path` is set.
-    pub(crate) fn templates(&self) -> Option<&Templates> {
+    /// The template loader, when `template_path` is set: add app-wide
+    /// globals and functions to it (Tornado's `ui_methods` and template
+    /// namespace).
+    pub fn templates(&self) -> Option<&Templates> {
         self.inner.templates.as_ref()
     }
 

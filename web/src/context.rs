@@ -139,6 +139,13 @@ impl Context {
         self.path.args.get(index).and_then(|a| a.as_deref())
     }
 
+    /// Unnamed group `index` as it appears in the URL (still
+    /// percent-encoded) — for code that decodes it itself, such as
+    /// [`static_files::resolve_path`](crate::static_files::resolve_path).
+    pub fn path_arg_raw(&self, index: usize) -> Option<&str> {
+        self.path.raw_args.get(index).and_then(|a| a.as_deref())
+    }
+
     /// The route's named groups, percent-decoded. Tornado:
     /// `self.path_kwargs`.
     pub fn path_kwargs(&self) -> &HashMap<String, Option<String>> {

@@ -60,7 +60,10 @@ pub use context::{Body, Context, SERVER_HEADER};
 pub use error::HttpError;
 pub use handler::{HandlerResult, RequestHandler, DEFAULT_SUPPORTED_METHODS};
 pub use handlers::{ErrorHandler, RedirectHandler};
+/// The template engine, for building contexts (`minijinja::context!`) and
+/// values.
+pub use minijinja;
 pub use output::GZIP_MIN_LENGTH;
 pub use routing::{Route, RouteError};
-pub use security::XSRF_COOKIE;
+pub use security::{DEFAULT_SIGNED_COOKIE_EXPIRES_DAYS, XSRF_COOKIE};
 pub use static_handler::StaticFileHandler;

@@ -401,7 +401,9 @@ fn log_error(cx: &Context, error: &HttpError) {
     let summary = format!("{} {} ({})", cx.request.method, cx.request.uri, ip_of(cx));
     if error.status() >= 500 {
         log::error!("{summary}: {error}");
-    } else if error.message().is_some() {
+    } else if error.status() >= 400 && error.message().is_some() {
+        // (A 3xx "error" is an answer already sent, such as
+        // `authenticated`'s redirect to the login page: nothing to log.)
         log::warn!("{summary}: {error}");
     }
 }

@@ -11,6 +11,10 @@ use crate::escape::url_escape;
 use crate::signing::{create_signed_value, decode_signed_value, SignedValueVersion};
 use crate::xsrf;
 
+/// How long a signed cookie lasts unless told otherwise: 30 days
+/// (Tornado's `expires_days=30`).
+pub const DEFAULT_SIGNED_COOKIE_EXPIRES_DAYS: f64 = 30.0;
+
 /// The cookie holding the XSRF token (Tornado's `_xsrf`).
 pub const XSRF_COOKIE: &str = "_xsrf";
 
@@ -70,26 +74,37 @@ impl Context {
 
     /// Sets cookie `name` to `value` signed with the `cookie_secret`
     /// setting, in Tornado's format (a Python Tornado app with the same
-    /// secret reads it), expiring in `expires_days` (Tornado's default is
-    /// 30). Tornado: `set_signed_cookie` (`set_secure_cookie`).
+    /// secret reads it), expiring in 30 days as in Tornado. Tornado:
+    /// `set_signed_cookie` (`set_secure_cookie`).
     ///
     /// # Errors
     ///
     /// 500 when no `cookie_secret` is set, or as
     /// [`set_cookie`](Self::set_cookie).
-    pub fn set_signed_cookie(
+    pub fn set_signed_cookie(&mut self, name: &str, value: &str) -> Result<(), HttpError> {
+        let options = CookieOptions {
+            expires_days: Some(DEFAULT_SIGNED_COOKIE_EXPIRES_DAYS),
+            ..CookieOptions::default()
+        };
+        self.set_signed_cookie_with(name, value, &options)
+    }
+
+    /// As [`set_signed_cookie`](Self::set_signed_cookie), with the cookie's
+    /// attributes (expiry, `HttpOnly`, `Secure`, `SameSite`…) given.
+    /// Tornado: `set_signed_cookie(name, value, expires_days, **kwargs)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`set_signed_cookie`](Self::set_signed_cookie).
+    pub fn set_signed_cookie_with(
         &mut self,
         name: &str,
         value: &str,
-        expires_days: Option<f64>,
+        options: &CookieOptions,
     ) -> Result<(), HttpError> {
         let secret = self.cookie_secret()?;
         let signed = create_signed_value(&secret, name, value.as_bytes());
-        let options = CookieOptions {
-            expires_days,
-            ..CookieOptions::default()
-        };
-        self.set_cookie(name, &signed, &options)
+        self.set_cookie(name, &signed, options)
     }
 
     /// The value of signed cookie `name` when its signature is good and it

@@ -43,7 +43,7 @@
 //!     .unwrap();
 //! assert_eq!(
 //!     html,
-//!     r#"<p>Hi &lt;b&gt;Bob&lt;&#x2f;b&gt;</p><input type="hidden" name="_xsrf" value="t0k">"#
+//!     r#"<p>Hi &lt;b&gt;Bob&lt;/b&gt;</p><input type="hidden" name="_xsrf" value="t0k">"#
 //! );
 //! ```
 
@@ -134,6 +134,7 @@ impl Templates {
         let mut env = Environment::new();
         env.set_debug(debug);
         env.set_auto_escape_callback(auto_escape_for);
+        env.set_formatter(tornado_escape_formatter);
         let (loader_root, loader_loaded) = (root.clone(), Arc::clone(&loaded));
         env.set_loader(move |name| load_template(&loader_root, name, &loader_loaded));
         Templates {
@@ -282,6 +283,27 @@ impl Templates {
 /// panicked (every update is a single insert, clear or swap).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Writes a value into HTML-escaped output as Tornado's `xhtml_escape`
+/// does (`& < > " '`; minijinja's default also escapes `/`, which turns
+/// every URL into `&#x2f;…`); other cases are minijinja's.
+fn tornado_escape_formatter(
+    out: &mut minijinja::Output,
+    state: &minijinja::State,
+    value: &Value,
+) -> Result<(), minijinja::Error> {
+    let plain = matches!(state.auto_escape(), AutoEscape::Html)
+        && !value.is_safe()
+        && !value.is_undefined()
+        && !value.is_none();
+    if plain {
+        let text = value.to_string();
+        out.write_str(&crate::escape::xhtml_escape(&text))
+            .map_err(|e| minijinja::Error::new(ErrorKind::WriteFailure, e.to_string()))
+    } else {
+        minijinja::escape_formatter(out, state, value)
+    }
 }
 
 /// The escaping for a template name: HTML for markup files and for
@@ -666,9 +688,9 @@ mod tests {
                       <a href=\"{{ reverse_url('post', 7) }}\">{{ current_user }}</a>";
         assert_eq!(
             templates.render_string(source, ctx).unwrap(),
-            "<link href=\"&#x2f;static&#x2f;a b.css?v=1\">\
+            "<link href=\"/static/a b.css?v=1\">\
              <input type=\"hidden\" name=\"_xsrf\" value=\"a&amp;b\">\
-             <a href=\"&#x2f;post&#x2f;7\">&lt;eve&gt;</a>"
+             <a href=\"/post/7\">&lt;eve&gt;</a>"
         );
     }
 

@@ -233,7 +233,7 @@ impl RequestHandler for SetSigned {
     async fn get(&mut self, cx: &mut Context) -> HandlerResult {
         let name = cx.get_argument_or("name", "user")?;
         let value = cx.get_argument("value")?;
-        cx.set_signed_cookie(&name, &value, Some(30.0))?;
+        cx.set_signed_cookie(&name, &value)?;
         cx.write("signed");
         Ok(())
     }
