@@ -51,6 +51,7 @@ pub mod escape;
 pub mod signing;
 pub mod static_files;
 pub mod template;
+pub mod testing;
 pub mod xsrf;
 
 pub use application::{
