@@ -690,6 +690,8 @@ impl IoStream {
         match parse(s.read_buf.data()) {
             Ok(Some((value, consumed))) => {
                 s.read_buf.discard(consumed);
+                let keep = s.options.read_chunk_size;
+                s.read_buf.shrink(keep);
                 Some(Ok(value))
             }
             Ok(None) => None,
@@ -816,7 +818,9 @@ impl State {
                     Fill::WouldBlock => self.read_ready = false,
                 }
             }
-            // Step 5. Wait for readiness.
+            // Step 5. Wait for readiness, holding no buffer if nothing is
+            // unread (idle keep-alive connections pin no memory).
+            self.read_buf.release();
             match &self.read_waker {
                 Some(w) if w.will_wake(cx.waker()) => {}
                 _ => self.read_waker = Some(cx.waker().clone()),
@@ -874,6 +878,7 @@ impl State {
                 Ok(true) => {}
                 Ok(false) => {
                     self.read_ready = false;
+                    self.read_buf.release();
                     break;
                 }
                 Err(CloseReason::Io(e)) if e.kind() == io::ErrorKind::Unsupported => {
@@ -1233,6 +1238,38 @@ impl IoStream {
         self.state.borrow().read_buf.len()
     }
 
+    /// Bytes of read-buffer memory the stream holds now (for memory tests
+    /// and metrics).
+    ///
+    /// A stream with nothing unread holds none while it waits for data, or
+    /// after a read emptied its buffer: the buffer went back to a small
+    /// per-thread pool of spare buffers, from which the next read takes one
+    /// again (no allocation, no zeroing). Only a stream with unread bytes
+    /// holds one between reads — or, until it next waits, a stream whose
+    /// [`read_chunk_size`](StreamOptions::read_chunk_size) makes buffers
+    /// too large for the pool (over 256 KiB).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use whirl_ioloop::IoLoop;
+    /// use whirl_iostream::IoStream;
+    ///
+    /// let io_loop = IoLoop::new();
+    /// io_loop.run_sync(async {
+    ///     let (a, b) = mio::net::UnixStream::pair().unwrap();
+    ///     let (a, b) = (IoStream::new(a).unwrap(), IoStream::new(b).unwrap());
+    ///     a.write("ping\nrest");
+    ///     assert_eq!(b.read_until(b"\n", 64).await.unwrap(), b"ping\n");
+    ///     assert!(b.read_buffer_capacity() > 0); // "rest" is unread
+    ///     assert_eq!(b.read_bytes(4, false).await.unwrap(), b"rest");
+    ///     assert_eq!(b.read_buffer_capacity(), 0); // nothing unread: no buffer
+    /// });
+    /// ```
+    pub fn read_buffer_capacity(&self) -> usize {
+        self.state.borrow().read_buf.capacity()
+    }
+
     /// A handle that does not keep the stream alive (for close callbacks and
     /// other back references); see [`WeakIoStream::upgrade`].
     pub fn downgrade(&self) -> WeakIoStream {
@@ -1295,6 +1332,7 @@ impl State {
         // Step 3. Let go of the socket and of what was still to be sent.
         self.unregister();
         self.transport = None; // closes the socket
+        self.read_buf.release(); // unread bytes stay readable
         self.write_queue.clear();
         self.front_written = 0;
         self.transport_pending = false;
