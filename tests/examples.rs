@@ -710,3 +710,144 @@ fn blog_login_with_signed_cookie_then_compose_with_xsrf_tokens() {
         403
     );
 }
+
+/// Runs the `fetch` example with `args`; returns its exit code, stdout and
+/// stderr.
+fn run_fetch(args: &[&str]) -> (Option<i32>, Vec<u8>, String) {
+    let out = Command::new(example("fetch"))
+        .args(args)
+        .output()
+        .expect("run fetch");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), out.stdout, stderr)
+}
+
+#[test]
+fn fetch_prints_the_head_to_stderr_and_the_body_to_stdout() {
+    let (_server, addr) = start_server("hello", "http", &[]);
+    let (code, stdout, stderr) = run_fetch(&[&format!("http://{addr}/")]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout, b"Hello, world");
+    assert!(stderr.starts_with("HTTP/1.1 200 OK\n"), "{stderr}");
+    assert!(stderr.contains("\nContent-Length: 12\n"), "{stderr}");
+
+    // A 404: its body still comes out, then the error and status 1.
+    let (code, stdout, stderr) = run_fetch(&[&format!("http://{addr}/missing")]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(String::from_utf8_lossy(&stdout).contains("404"));
+    assert!(stderr.contains("fetch: HTTP 404: Not Found"), "{stderr}");
+
+    // No server: a 599 and status 1; a malformed -H: status 2.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port() // closed at the end of this block
+    };
+    let (code, _, stderr) = run_fetch(&[&format!("http://127.0.0.1:{port}/")]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("fetch: HTTP 599: "), "{stderr}");
+    let (code, _, stderr) = run_fetch(&["-H", "no colon", &format!("http://{addr}/")]);
+    assert_eq!(code, Some(2), "{stderr}");
+}
+
+#[test]
+fn fetch_streams_a_download_to_the_output_file() {
+    let dir = TempDir::new("fetch-download");
+    let root = dir.0.join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let payload: Vec<u8> = (0..5_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(root.join("big.bin"), &payload).unwrap();
+    let root_arg = root.to_str().expect("utf-8 temp path");
+    let (_server, addr) = start_server("file_server", "http", &["--root", root_arg]);
+
+    let out = dir.0.join("out.bin");
+    let out_arg = out.to_str().expect("utf-8 temp path");
+    let (code, stdout, stderr) = run_fetch(&["-o", out_arg, &format!("http://{addr}/big.bin")]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.is_empty(), "the body went to the file");
+    assert!(stderr.contains("Content-Length: 5000000"), "{stderr}");
+    assert!(std::fs::read(&out).unwrap() == payload, "the file differs");
+}
+
+/// Listens on a free port, reads one request (head and `Content-Length`
+/// body), answers `200 ok`, and hands the request back as text.
+fn capture_one_request() -> (String, std::thread::JoinHandle<String>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let thread = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut request = String::new();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap();
+                }
+            }
+            request.push_str(&line);
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        request.push_str(&String::from_utf8_lossy(&body));
+        let mut writer = stream;
+        writer
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            .unwrap();
+        request
+    });
+    (addr, thread)
+}
+
+#[test]
+fn fetch_sends_method_headers_data_and_multipart_forms() {
+    // -X, -H and -d.
+    let (addr, request) = capture_one_request();
+    let url = format!("http://{addr}/put");
+    let (code, stdout, stderr) = run_fetch(&["-X", "PUT", "-H", "X-Token: t1", "-d", "a=b", &url]);
+    assert_eq!((code, stdout.as_slice()), (Some(0), &b"ok"[..]), "{stderr}");
+    let request = request.join().unwrap();
+    assert!(request.starts_with("PUT /put HTTP/1.1\r\n"), "{request}");
+    assert!(request.contains("\r\nX-Token: t1\r\n"), "{request}");
+    assert!(
+        request.contains("\r\nContent-Type: application/x-www-form-urlencoded\r\n"),
+        "{request}"
+    );
+    assert!(request.ends_with("\r\n\r\na=b"), "{request}");
+
+    // -F: a field and a file, POSTed as multipart/form-data.
+    let dir = TempDir::new("fetch-form");
+    let file = dir.0.join("notes.txt");
+    std::fs::write(&file, "file contents\n").unwrap();
+    let file_arg = format!("doc=@{}", file.to_str().expect("utf-8 temp path"));
+    let (addr, request) = capture_one_request();
+    let url = format!("http://{addr}/upload");
+    let (code, _, stderr) = run_fetch(&["-F", "api_key=k1", "-F", &file_arg, &url]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let request = request.join().unwrap();
+    assert!(
+        request.starts_with("POST /upload HTTP/1.1\r\n"),
+        "{request}"
+    );
+    let boundary = request
+        .split("boundary=")
+        .nth(1)
+        .and_then(|rest| rest.split("\r\n").next())
+        .unwrap_or_else(|| panic!("no boundary in {request}"));
+    let field = "Content-Disposition: form-data; name=\"api_key\"\r\n\r\nk1\r\n";
+    assert!(request.contains(field), "{request}");
+    let file_part = "Content-Disposition: form-data; name=\"doc\"; filename=\"notes.txt\"\r\n\
+                     Content-Type: text/plain\r\n\r\nfile contents\n\r\n";
+    assert!(request.contains(file_part), "{request}");
+    assert!(
+        request.ends_with(&format!("--{boundary}--\r\n")),
+        "{request}"
+    );
+}
