@@ -337,6 +337,9 @@ impl Http1ClientConnection {
     /// A client connection over `stream` (connected, and through its TLS
     /// handshake if any), ready for a request.
     pub fn new(stream: IoStream, params: Http1ClientParams) -> Http1ClientConnection {
+        // A server that closes an idle kept-alive connection closes the
+        // stream at once, so a pool sees it gone before reusing it.
+        stream.set_close_on_peer_shutdown(true);
         Http1ClientConnection {
             inner: Rc::new(Inner {
                 stream,

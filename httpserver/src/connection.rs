@@ -253,6 +253,9 @@ impl Http1Connection {
     ) -> Http1Connection {
         let (response_done, closed) = (Event::new(), Event::new());
         let (on_close_done, on_close_closed) = (response_done.clone(), closed.clone());
+        // A client that shuts down its side has left (Tornado, nginx): its
+        // handler hears of it even while no read is pending.
+        stream.set_close_on_peer_shutdown(true);
         stream.set_close_callback(move || {
             on_close_done.set();
             on_close_closed.set();

@@ -164,6 +164,9 @@ struct State {
     /// The peer's end-of-file was signalled (read-closed readiness): a short
     /// read then must not clear `read_ready`, or the EOF would never be read.
     peer_read_closed: bool,
+    /// Whether the peer's end of file closes the stream even with no read
+    /// pending (see `IoStream::set_close_on_peer_shutdown`).
+    close_on_peer_shutdown: bool,
     /// Edge-triggered readiness: true until a write returns `WouldBlock`.
     write_ready: bool,
     /// Received bytes not yet handed to a reader.
@@ -286,6 +289,7 @@ impl IoStream {
             handler: None,
             read_ready: false,
             peer_read_closed: false,
+            close_on_peer_shutdown: false,
             write_ready: false,
             read_buf: ReadBuffer::new(),
             scan_from: 0,
@@ -1206,6 +1210,17 @@ impl IoStream {
         }
     }
 
+    /// Makes the peer's end of file close the stream as soon as it is
+    /// signalled, even while no read is pending — what Tornado's streams do
+    /// (their idle "error listener" reads), and what an HTTP server wants
+    /// to notice a client that left while its handler works. By default a
+    /// peer that only shuts down its sending side is left alone while no
+    /// read is pending (it may still wait for an answer), and its end of
+    /// file is seen by the next read.
+    pub fn set_close_on_peer_shutdown(&self, on: bool) {
+        self.state.borrow_mut().close_on_peer_shutdown = on;
+    }
+
     /// Sets `TCP_NODELAY` (no-op on transports without it). Tornado:
     /// `set_nodelay`.
     ///
@@ -1419,8 +1434,10 @@ fn on_ready(weak: &Weak<RefCell<State>>, ready: Ready) {
     // Step 3. A dead socket (an error, or hung up both ways) and no read to
     // notice it: read what is left into the buffer now, so the stream closes
     // and its close callback runs. A peer that only half-closed may still be
-    // waiting for an answer: it is left alone.
-    let dead = ready.is_error() || (ready.is_read_closed() && ready.is_write_closed());
+    // waiting for an answer: it is left alone, unless the stream was told
+    // to close on it (`set_close_on_peer_shutdown`, Tornado's behaviour).
+    let hung_up = ready.is_read_closed() && (ready.is_write_closed() || s.close_on_peer_shutdown);
+    let dead = ready.is_error() || hung_up;
     if dead && !s.reading && s.closed.is_none() {
         wakeups.absorb(s.drain_into_buffer());
     }

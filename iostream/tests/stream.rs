@@ -1162,6 +1162,21 @@ fn an_idle_stream_stays_open_when_the_peer_only_half_closes() {
     });
 }
 
+#[test]
+fn an_idle_stream_told_to_close_does_when_the_peer_half_closes() {
+    run(async {
+        let (stream, mut peer) = tcp_pair();
+        stream.set_close_on_peer_shutdown(true);
+        let (runs, _) = counting_close_callback(&stream);
+        peer.write_all(b"question\n").unwrap();
+        shutdown_write(&peer);
+        wait_until(|| runs.get() > 0).await;
+        assert!(stream.closed(), "Tornado's behaviour: the peer has left");
+        // What it sent before leaving is still readable.
+        assert_eq!(stream.read_until(b"\n", 64).await.unwrap(), b"question\n");
+    });
+}
+
 #[cfg(unix)]
 #[test]
 fn an_idle_pipe_write_end_closes_as_a_broken_pipe_when_its_reader_goes() {

@@ -876,9 +876,6 @@ impl RequestHandler for Waiter {
 /// goes away while an async handler waits (its request complete) →
 /// `on_connection_close`.
 #[test]
-#[ignore = "whirl calls on_connection_close only while the request body is incomplete; \
-            once the request is whole, a client leaving is not reported to the handler \
-            (Tornado reports it)"]
 fn a_client_leaving_while_the_handler_waits_calls_on_connection_close() {
     let _serial = serial();
     let (tx, rx) = mpsc::channel();
