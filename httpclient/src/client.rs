@@ -391,11 +391,8 @@ fn redirect(
             next.headers.remove(name);
         }
     }
-    // A producer cannot always be replayed: a 307/308 with one is returned
-    // as it is rather than sent again with an empty body.
-    if matches!(next.body, RequestBody::Producer(_)) && !to_get {
-        return None;
-    }
+    // A body producer is called again for the new request (Tornado copies
+    // the request, `body_producer` included).
     let same_origin = Target::parse(url)
         .ok()
         .zip(Target::parse(next.url.as_str()).ok())
