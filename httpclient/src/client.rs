@@ -157,29 +157,29 @@ impl AsyncHttpClient {
     ) -> Result<HttpResponse, HttpClientError> {
         let mut request = request.into();
         let started = Instant::now();
-        let mut redirects = 0usize;
+        // Each redirect request carries the redirects it has left (as in
+        // Tornado), so its response knows whether it will be followed.
+        let max_redirects = request.max_redirects;
         let mut redirect_time = Duration::ZERO;
         loop {
             let attempt_start = Instant::now();
             let (raw, mut time, url) = self.fetch_once(&request).await?;
             // Step 1. A redirect to follow becomes the next request.
             if let Some(next) = redirect(&request, &raw, &url) {
-                if redirects >= request.max_redirects {
+                if request.max_redirects == 0 {
                     // Tornado hands back the last 3xx (an error status).
                     let mut response = build(raw, url, time, started, redirect_time);
                     if request.raise_error {
-                        let max = request.max_redirects;
-                        return Err(HttpClientError::too_many_redirects(response, max));
+                        return Err(HttpClientError::too_many_redirects(response, max_redirects));
                     }
                     let bare = HttpResponse {
                         body: Vec::new(),
                         ..response.clone()
                     };
-                    let error = HttpClientError::too_many_redirects(bare, request.max_redirects);
+                    let error = HttpClientError::too_many_redirects(bare, max_redirects);
                     response.error = Some(Box::new(error));
                     return Ok(response);
                 }
-                redirects += 1;
                 redirect_time += attempt_start.elapsed();
                 request = next?;
                 continue;
@@ -377,6 +377,7 @@ fn redirect(
     };
     let mut next = request.clone();
     next.url = next_url.to_string();
+    next.max_redirects = request.max_redirects.saturating_sub(1);
     let to_get = raw.code == 303 && request.method != "HEAD"
         || matches!(raw.code, 301 | 302) && request.method == "POST";
     if to_get {

@@ -261,6 +261,13 @@ struct Collector {
     error: Option<HttpClientError>,
     /// A body held back for `100 Continue`: the connection and the body.
     held_body: Option<(Http1ClientConnection, RequestBody)>,
+    /// Whether a redirect response would be followed (redirects are
+    /// followed and some are left).
+    follows_redirects: bool,
+    /// The response is a redirect that will be followed: its head and body
+    /// are not the caller's, and go to neither callback (Tornado's
+    /// `_should_follow_redirect`).
+    redirect: bool,
 }
 
 impl Collector {
@@ -275,6 +282,8 @@ impl Collector {
             gzip: None,
             error: None,
             held_body: None,
+            follows_redirects: request.follow_redirects && request.max_redirects > 0,
+            redirect: false,
         }
     }
 
@@ -299,7 +308,10 @@ impl HttpMessageDelegate for CollectorHandle {
             return None;
         };
         let mut c = self.0.borrow_mut();
-        if let Some(callback) = c.header_callback.clone() {
+        let followed = c.follows_redirects
+            && matches!(line.code, 301 | 302 | 303 | 307 | 308)
+            && headers.contains("Location");
+        if let Some(callback) = c.header_callback.clone().filter(|_| !followed) {
             let mut callback = callback.borrow_mut();
             callback(&format!("HTTP/1.1 {} {}\r\n", line.code, line.reason));
             for (name, value) in headers.iter() {
@@ -331,8 +343,10 @@ impl HttpMessageDelegate for CollectorHandle {
             line.reason.clone()
         };
         c.response.first_byte = Some(Instant::now());
+        c.redirect = followed;
         let mut headers = headers.clone();
-        let gzip = c.decompress
+        let gzip = !followed
+            && c.decompress
             && headers
                 .get("Content-Encoding")
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
@@ -351,7 +365,7 @@ impl HttpMessageDelegate for CollectorHandle {
 
     fn data_received(&mut self, chunk: Vec<u8>) -> Flow {
         let mut c = self.0.borrow_mut();
-        if c.error.is_some() {
+        if c.error.is_some() || c.redirect {
             return None;
         }
         let Some(mut gzip) = c.gzip.take() else {
