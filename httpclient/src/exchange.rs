@@ -313,7 +313,10 @@ impl HttpMessageDelegate for CollectorHandle {
             && headers.contains("Location");
         if let Some(callback) = c.header_callback.clone().filter(|_| !followed) {
             let mut callback = callback.borrow_mut();
-            callback(&format!("HTTP/1.1 {} {}\r\n", line.code, line.reason));
+            callback(&format!(
+                "{} {} {}\r\n",
+                line.version, line.code, line.reason
+            ));
             for (name, value) in headers.iter() {
                 callback(&format!("{name}: {value}\r\n"));
             }
