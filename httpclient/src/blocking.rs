@@ -41,8 +41,16 @@ impl HttpClient {
 
     /// A blocking client with `config`.
     pub fn with_config(config: ClientConfig) -> HttpClient {
+        // The private loop must not become the thread's current one
+        // (Tornado: `IOLoop(make_current=False)`); `IoLoop::new` makes it
+        // current when there is none.
+        let had_current = IoLoop::try_current().is_some();
+        let io_loop = IoLoop::new();
+        if !had_current {
+            IoLoop::clear_current();
+        }
         HttpClient {
-            io_loop: IoLoop::new(),
+            io_loop,
             client: AsyncHttpClient::with_config(config),
         }
     }
