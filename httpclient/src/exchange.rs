@@ -86,13 +86,13 @@ pub(crate) async fn exchange(
     let start_line = RequestStartLine {
         method: request.method.clone(),
         target: if absolute_form {
-            target
-                .url
-                .as_str()
-                .split('#')
-                .next()
-                .unwrap_or_default()
-                .to_string()
+            // Without the fragment, and without credentials: those go in
+            // `Authorization`, never on the request line.
+            let mut url = target.url.clone();
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.set_fragment(None);
+            url.to_string()
         } else {
             target.origin_form.clone()
         },
@@ -157,6 +157,16 @@ fn request_headers(
     if let Some(user) = &request.auth_username {
         let password = request.auth_password.as_deref().unwrap_or("");
         headers.insert("Authorization", basic_auth(user, password));
+    } else if !target.url.username().is_empty() || target.url.password().is_some() {
+        // Credentials in the URL, as Tornado reads them (decoded).
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let user = decode(target.url.username());
+        let password = target.url.password().map(decode).unwrap_or_default();
+        headers.insert("Authorization", basic_auth(&user, &password));
     }
     if let Some(authorization) = proxy.and_then(|p| p.authorization) {
         headers.insert("Proxy-Authorization", authorization);

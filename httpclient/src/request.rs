@@ -100,7 +100,8 @@ pub struct HttpRequest {
     pub headers: HttpHeaders,
     /// The body. Default is none.
     pub body: RequestBody,
-    /// Basic auth user. Default is none.
+    /// Basic auth user; when none, credentials in the URL
+    /// (`http://user:pass@host/`) are used, as in Tornado. Default is none.
     pub auth_username: Option<String>,
     /// Basic auth password. Default is none.
     pub auth_password: Option<String>,
