@@ -67,6 +67,8 @@ pub fn reason_phrase(code: u16) -> &'static str {
         205 => "Reset Content",
         206 => "Partial Content",
         207 => "Multi-Status",
+        208 => "Already Reported",
+        226 => "IM Used",
         300 => "Multiple Choices",
         301 => "Moved Permanently",
         302 => "Found",
@@ -94,7 +96,11 @@ pub fn reason_phrase(code: u16) -> &'static str {
         416 => "Range Not Satisfiable",
         417 => "Expectation Failed",
         421 => "Misdirected Request",
+        418 => "I'm a Teapot",
         422 => "Unprocessable Content",
+        423 => "Locked",
+        424 => "Failed Dependency",
+        425 => "Too Early",
         426 => "Upgrade Required",
         428 => "Precondition Required",
         429 => "Too Many Requests",
@@ -106,6 +112,10 @@ pub fn reason_phrase(code: u16) -> &'static str {
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
         505 => "HTTP Version Not Supported",
+        506 => "Variant Also Negotiates",
+        507 => "Insufficient Storage",
+        508 => "Loop Detected",
+        510 => "Not Extended",
         511 => "Network Authentication Required",
         _ => "Unknown",
     }
@@ -118,6 +128,8 @@ mod tests {
     #[test]
     fn reasons() {
         assert_eq!(reason_phrase(404), "Not Found");
+        assert_eq!(reason_phrase(418), "I'm a Teapot");
+        assert_eq!(reason_phrase(507), "Insufficient Storage");
         assert_eq!(reason_phrase(682), "Unknown");
         assert_eq!(Version::Http10.to_string(), "HTTP/1.0");
     }
