@@ -31,6 +31,10 @@ pub(crate) struct Pool {
     max_idle_per_key: usize,
     /// Whether a sweep is scheduled.
     sweeping: Cell<bool>,
+    /// The loop the idle connections (and the sweep timer) belong to; a
+    /// client outliving its loop (`AsyncHttpClient::current()` is per
+    /// thread) must not hand them to the next loop.
+    io_loop: RefCell<Option<IoLoop>>,
 }
 
 impl Pool {
@@ -41,12 +45,33 @@ impl Pool {
             idle_timeout,
             max_idle_per_key,
             sweeping: Cell::new(false),
+            io_loop: RefCell::new(None),
         })
+    }
+
+    /// Forgets what was pooled on a loop that is no longer the running one
+    /// (closed, or done running while this one runs): its connections can
+    /// never become readable here, and its sweep timer never fires.
+    fn follow_current_loop(&self) {
+        let gone = self
+            .io_loop
+            .borrow()
+            .as_ref()
+            .is_some_and(|l| l.is_closed() || !l.is_running());
+        if gone {
+            self.clear();
+            self.sweeping.set(false);
+            *self.io_loop.borrow_mut() = None;
+        }
+        if self.io_loop.borrow().is_none() {
+            *self.io_loop.borrow_mut() = IoLoop::try_current();
+        }
     }
 
     /// An idle connection to `key` that is still open, if any (the most
     /// recently used: the likeliest to still be open at the server).
     pub(crate) fn checkout(&self, key: &PoolKey) -> Option<Http1ClientConnection> {
+        self.follow_current_loop();
         let mut idle = self.idle.borrow_mut();
         let list = idle.get_mut(key)?;
         while let Some(entry) = list.pop() {
@@ -69,6 +94,7 @@ impl Pool {
             connection.stream().close();
             return;
         }
+        self.follow_current_loop();
         {
             let mut idle = self.idle.borrow_mut();
             let list = idle.entry(key).or_default();
