@@ -281,6 +281,13 @@ impl AsyncHttpClient {
         let connect_start = Instant::now();
         let stream = self.inner.connector.open(target, request).await?;
         time.connect = connect_start.duration_since(started) + connect_start.elapsed();
+        // A request goes out in several writes (head, body pieces): with
+        // Nagle's algorithm on, each write after the first waits for the
+        // server's delayed ACK, ~40 ms. Tornado's `_create_connection` sets
+        // it too. Best effort: a transport without it ignores the call.
+        if let Err(e) = stream.set_nodelay(true) {
+            log::debug!("cannot set TCP_NODELAY: {e}");
+        }
         let params = Http1ClientParams {
             max_body_size: request.max_body_size,
             head_limits: HeadLimits {
