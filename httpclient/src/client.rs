@@ -94,6 +94,24 @@ struct Inner {
     pool: Rc<Pool>,
     /// Opens connections.
     connector: Connector,
+    /// The last URL fetched and its parsed target, so that requests to
+    /// one URL (a polled endpoint, a forwarding handler's upstream) skip
+    /// parsing it again.
+    last_target: RefCell<Option<(String, Rc<Target>)>>,
+}
+
+impl Inner {
+    /// The target of `url`, parsed or from the last fetch of it.
+    fn target(&self, url: &str) -> Result<Rc<Target>, HttpClientError> {
+        if let Some((last, target)) = &*self.last_target.borrow() {
+            if last == url {
+                return Ok(target.clone());
+            }
+        }
+        let target = Rc::new(Target::parse(url)?);
+        *self.last_target.borrow_mut() = Some((url.to_string(), target.clone()));
+        Ok(target)
+    }
 }
 
 impl AsyncHttpClient {
@@ -109,6 +127,7 @@ impl AsyncHttpClient {
                 slots: Semaphore::new(config.max_clients.max(1)),
                 pool: Pool::new(config.idle_timeout, config.max_idle_per_host),
                 connector: Connector::default(),
+                last_target: RefCell::new(None),
                 config,
             }),
         }
@@ -222,7 +241,7 @@ impl AsyncHttpClient {
         request: &HttpRequest,
     ) -> Result<(RawResponse, TimeInfo, String), HttpClientError> {
         validate(request)?;
-        let target = Target::parse(&request.url)?;
+        let target = self.inner.target(&request.url)?;
         let started = Instant::now();
         let deadline = request.request_timeout;
         // Step 1. A slot: at most `max_clients` requests at once.
