@@ -851,3 +851,28 @@ fn fetch_sends_method_headers_data_and_multipart_forms() {
         "{request}"
     );
 }
+
+#[test]
+fn fetch_uploads_a_multipart_form_to_httpbin() {
+    let dir = TempDir::new("fetch-httpbin");
+    let file = dir.0.join("scan.txt");
+    std::fs::write(&file, "scanned text\n").unwrap();
+    let file_arg = format!("image=@{}", file.to_str().expect("utf-8 temp path"));
+    let (_server, addr) = start_server("httpbin", "http", &[]);
+    let url = format!("http://{addr}/post");
+    let (code, stdout, stderr) = run_fetch(&["-F", "api_key=k1", "-F", &file_arg, &url]);
+    assert_eq!(code, Some(0), "{stderr}");
+    // httpbin echoes what it parsed: the field under "form", the file's
+    // content under "files".
+    let echoed = String::from_utf8_lossy(&stdout);
+    let compact: String = echoed.split_whitespace().collect();
+    assert!(compact.contains(r#""form":{"api_key":"k1"}"#), "{echoed}");
+    assert!(
+        compact.contains(r#""files":{"image":"scannedtext\n"}"#),
+        "{echoed}"
+    );
+    assert!(
+        echoed.contains("multipart/form-data; boundary="),
+        "{echoed}"
+    );
+}
