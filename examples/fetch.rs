@@ -5,9 +5,10 @@
 //! bar while downloading to a file (drawn only when stderr is a terminal).
 //!
 //! ```text
+//! cargo run --example hello &     # port 8888; httpbin 8889; file_server 8891
 //! cargo run --example fetch -- http://127.0.0.1:8888/
-//! cargo run --example fetch -- -X PUT -H 'Content-Type: text/plain' -d hi http://127.0.0.1:8888/
-//! cargo run --example fetch -- -F api_key=k1 -F image=@photo.png http://127.0.0.1:8890/upload
+//! cargo run --example fetch -- -X PUT -H 'Content-Type: text/plain' -d hi http://127.0.0.1:8889/put
+//! cargo run --example fetch -- -F api_key=k1 -F image=@Cargo.toml http://127.0.0.1:8889/post
 //! cargo run --release --example fetch -- -o /tmp/lock http://127.0.0.1:8891/Cargo.lock
 //! ```
 //!
