@@ -11,6 +11,9 @@
 //!   and `httputil` (package `whirl-httpserver`).
 //! - [`httpclient`] — the asynchronous HTTP/1.1 client: `AsyncHttpClient`,
 //!   `HttpRequest`, `HttpResponse`, `Multipart` (package `whirl-httpclient`).
+//! - [`web`] — the web framework: `Application`, `Route`, `RequestHandler`,
+//!   `Context`, cookies, XSRF, static files, templates, `testing`
+//!   (package `whirl-web`).
 //!
 //! # Examples
 //!

@@ -243,7 +243,8 @@ impl AsyncHttpClient {
         validate(request)?;
         let target = self.inner.target(&request.url)?;
         let started = Instant::now();
-        let deadline = request.request_timeout;
+        // Zero means no limit, as in Tornado (`Duration::MAX` never fires).
+        let deadline = no_zero(request.request_timeout);
         // Step 1. A slot: at most `max_clients` requests at once.
         let slot = with_timeout(deadline, self.inner.slots.acquire())
             .await
@@ -364,6 +365,15 @@ impl fmt::Debug for AsyncHttpClient {
             .field("config", &self.inner.config)
             .field("pool", &self.inner.pool)
             .finish()
+    }
+}
+
+/// `timeout`, with zero meaning "no limit" (Tornado's `0`/`None`).
+pub(crate) fn no_zero(timeout: Duration) -> Duration {
+    if timeout.is_zero() {
+        Duration::MAX
+    } else {
+        timeout
     }
 }
 

@@ -194,7 +194,8 @@ impl Connector {
         } else {
             None
         };
-        let options = ConnectOptions::new().timeout(request.connect_timeout);
+        let options =
+            ConnectOptions::new().timeout(crate::client::no_zero(request.connect_timeout));
         match Proxy::of(request) {
             None => {
                 let options = match tls {

@@ -105,10 +105,11 @@ pub struct HttpRequest {
     pub auth_username: Option<String>,
     /// Basic auth password. Default is none.
     pub auth_password: Option<String>,
-    /// Time allowed to open the connection. Default is 20 s.
+    /// Time allowed to open the connection; zero means no limit. Default
+    /// is 20 s.
     pub connect_timeout: Duration,
     /// Time allowed for the whole request (queueing, connecting, sending,
-    /// receiving). Default is 20 s.
+    /// receiving); zero means no limit, as in Tornado. Default is 20 s.
     pub request_timeout: Duration,
     /// Follow 3xx redirects. Default is `true`.
     pub follow_redirects: bool,

@@ -103,6 +103,17 @@ fn request_timeout_when_the_server_never_answers() {
 }
 
 #[test]
+fn zero_timeouts_mean_no_limit_as_in_tornado() {
+    let server = app_server();
+    let request = HttpRequest::get(server.url("/"))
+        .request_timeout(Duration::ZERO)
+        .connect_timeout(Duration::ZERO);
+    let response = run(async move { AsyncHttpClient::new().fetch(request).await })
+        .expect("a zero timeout is no timeout, not an instant one");
+    assert_eq!(response.code, 200);
+}
+
+#[test]
 fn request_timeout_when_the_body_stalls() {
     // The head and half the body come, then nothing.
     let server = RawServer::spawn(|_, mut conn| {
