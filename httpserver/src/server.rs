@@ -149,7 +149,13 @@ impl HttpServer {
                 if shared.refusing.replace(false) {
                     log::info!("accepting connections again ({open} open)");
                 }
-                // Step 2. Serve it.
+                // Step 2. Serve it — with TCP_NODELAY (nginx's `tcp_nodelay
+                // on`): every response is written whole or flushed on
+                // purpose, so Nagle could only delay the last piece of a
+                // streamed one until the client's delayed ACK.
+                if let Err(e) = stream.set_nodelay(true) {
+                    log::debug!("TCP_NODELAY not set: {e}");
+                }
                 let connection =
                     Http1Connection::new(stream, shared.params.get(), Some(peer), shared.tls.get());
                 shared.connections.borrow_mut().push(connection.clone());
