@@ -333,6 +333,12 @@ impl Http1Connection {
         self.inner.closed.wait().await;
     }
 
+    /// Whether a request is in flight: its head was read and its response
+    /// is not finished yet.
+    pub fn in_request(&self) -> bool {
+        self.inner.in_request.get()
+    }
+
     /// Closes the connection once the request in flight (if any) has been
     /// answered, and waits until it is closed. Used for graceful shutdown.
     pub async fn close_when_idle(&self) {

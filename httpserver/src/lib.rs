@@ -18,6 +18,7 @@ mod httputil;
 mod multicore;
 mod request;
 mod server;
+mod shutdown;
 mod start_line;
 mod xheaders;
 
@@ -54,5 +55,8 @@ pub use httputil::{
 pub use multicore::{serve_threads, ServerThreads, SHUTDOWN_TIMEOUT};
 pub use request::{HttpServerRequest, RequestError};
 pub use server::{HttpServer, DEFAULT_MAX_CONNECTIONS};
+pub use shutdown::drain;
+#[cfg(unix)]
+pub use shutdown::{shutdown_on_signals, ShutdownSignals};
 pub use start_line::{reason_phrase, RequestStartLine, ResponseStartLine, Version};
 pub use xheaders::RequestContext;

@@ -8,8 +8,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -17,9 +16,12 @@ use whirl_ioloop::{IoLoop, LoopHandle};
 use whirl_iostream::netutil::{bind_sockets, Family, DEFAULT_BACKLOG};
 
 use crate::server::HttpServer;
+use crate::shutdown::drain;
 
 /// How long a stopping thread waits for responses in flight before it drops
-/// the connections still open: 10 s.
+/// the connections still open, unless [`ServerThreads::stop_within`] says
+/// otherwise: 10 s. Also a sensible deadline for
+/// [`shutdown_on_signals`](crate::shutdown_on_signals).
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves HTTP on `threads` threads sharing one port: each thread creates
@@ -102,13 +104,15 @@ where
         local_addrs,
         workers: Vec::new(),
         stopped: AtomicBool::new(false),
+        drain_timeout: Arc::new(Mutex::new(SHUTDOWN_TIMEOUT)),
     };
     for (index, listeners) in socket_sets.into_iter().enumerate() {
         let (ready_tx, ready_rx) = mpsc::channel();
         let make_server = make_server.clone();
+        let drain_timeout = servers.drain_timeout.clone();
         let thread = std::thread::Builder::new()
             .name(format!("whirl-http-{index}"))
-            .spawn(move || run_thread(listeners, &*make_server, &ready_tx))?;
+            .spawn(move || run_thread(listeners, &*make_server, &drain_timeout, &ready_tx))?;
         match ready_rx.recv() {
             Ok(Ok(handle)) => servers.workers.push(Worker {
                 handle,
@@ -130,10 +134,12 @@ where
 }
 
 /// The body of one server thread: a loop, a server on `listeners`, then a
-/// graceful stop once the loop is asked to stop.
+/// graceful stop, within `drain_timeout` as it is then, once the loop is
+/// asked to stop.
 fn run_thread(
     listeners: Vec<std::net::TcpListener>,
     make_server: &dyn Fn() -> HttpServer,
+    drain_timeout: &Mutex<Duration>,
     ready: &mpsc::Sender<io::Result<LoopHandle>>,
 ) {
     let io_loop = match IoLoop::try_new() {
@@ -152,16 +158,8 @@ fn run_thread(
     let _ = ready.send(Ok(io_loop.handle()));
     io_loop.start();
     // Stop accepting, let responses in flight finish, then close the rest.
-    server.stop();
-    if io_loop
-        .run_sync_timeout(server.close_all_connections(), SHUTDOWN_TIMEOUT)
-        .is_err()
-    {
-        log::warn!(
-            "{} connections still busy after {SHUTDOWN_TIMEOUT:?}; closing them",
-            server.connection_count()
-        );
-    }
+    let timeout = *drain_timeout.lock().unwrap_or_else(PoisonError::into_inner);
+    io_loop.run_sync(drain(&server, timeout));
     io_loop.close();
 }
 
@@ -178,6 +176,9 @@ pub struct ServerThreads {
     /// Set by the first `stop`: each loop is asked once (a second stop
     /// would cut its graceful shutdown short).
     stopped: AtomicBool,
+    /// How long each thread waits for responses in flight once stopped;
+    /// set before the loops are asked to stop, read by each thread after.
+    drain_timeout: Arc<Mutex<Duration>>,
 }
 
 /// One server thread.
@@ -210,9 +211,19 @@ impl ServerThreads {
     /// waits; calling it again does nothing. Tornado: `IOLoop.stop()` on
     /// each.
     pub fn stop(&self) {
+        self.stop_within(SHUTDOWN_TIMEOUT);
+    }
+
+    /// As [`stop`](ServerThreads::stop), giving the responses in flight up
+    /// to `timeout` instead: each thread [`drain`]s its server.
+    pub fn stop_within(&self, timeout: Duration) {
         if self.stopped.swap(true, Ordering::SeqCst) {
             return;
         }
+        *self
+            .drain_timeout
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = timeout;
         for worker in &self.workers {
             worker.handle.stop();
         }

@@ -7,6 +7,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 
+use whirl_ioloop::spawn;
 use whirl_iostream::{IoStream, TcpServer, TlsServerConfig};
 
 use crate::connection::{Http1Connection, Http1ConnectionParams};
@@ -39,7 +40,8 @@ type HandlerFn = dyn Fn(HttpServerRequest, &Http1Connection);
 /// [`decompress_request`](HttpServer::decompress_request),
 /// [`max_connections`](HttpServer::max_connections). One server runs on one
 /// loop; [`serve_threads`](crate::serve_threads) runs one per thread on a
-/// shared port.
+/// shared port; [`shutdown_on_signals`](crate::shutdown_on_signals) stops
+/// it gracefully on `SIGTERM`. Clones are handles to the same server.
 ///
 /// # Examples
 ///
@@ -65,6 +67,7 @@ type HandlerFn = dyn Fn(HttpServerRequest, &Http1Connection);
 /// # });
 /// # assert!(reply.ends_with(b"Hello, /world"));
 /// ```
+#[derive(Clone)]
 pub struct HttpServer {
     /// The listener side.
     tcp: TcpServer,
@@ -275,16 +278,24 @@ impl HttpServer {
     }
 
     /// Closes every open connection once its response in flight (if any) has
-    /// been sent. Call after [`stop`](HttpServer::stop) for a graceful
-    /// shutdown. Tornado: `close_all_connections`.
+    /// been sent: idle ones at once, all of them together. Call after
+    /// [`stop`](HttpServer::stop) for a graceful shutdown (see
+    /// [`drain`](crate::drain)). Tornado: `close_all_connections`.
     pub async fn close_all_connections(&self) {
         loop {
             let open: Vec<Http1Connection> = self.shared.connections.borrow().clone();
             if open.is_empty() {
                 return;
             }
-            for connection in &open {
-                connection.close_when_idle().await;
+            // One task each, so every connection hears at once that it is
+            // to close (an idle keep-alive one must not wait for a busy one
+            // listed before it, nor take new requests meanwhile).
+            let closing: Vec<_> = open
+                .into_iter()
+                .map(|connection| spawn(async move { connection.close_when_idle().await }))
+                .collect();
+            for task in closing {
+                let _ = task.await;
             }
             self.shared
                 .connections
@@ -296,6 +307,16 @@ impl HttpServer {
     /// Number of open connections.
     pub fn connection_count(&self) -> usize {
         self.shared.connections.borrow().len()
+    }
+
+    /// Number of requests in flight: read, and not yet answered in full.
+    pub fn requests_in_flight(&self) -> usize {
+        self.shared
+            .connections
+            .borrow()
+            .iter()
+            .filter(|c| c.in_request())
+            .count()
     }
 }
 
