@@ -15,12 +15,14 @@
 //! resolver as the file handler (`static_files::resolve_path`), which
 //! refuses `..`, `%2e%2e`, backslashes, absolute paths and symlinks that
 //! lead out. `--port` defaults to 8891 so it can run beside the others.
+//! `SIGTERM` or Ctrl-C stops it gracefully (downloads in flight finish).
 
 use std::path::PathBuf;
 use std::{fs, io};
 
 use clap::Parser;
 use serde::Serialize;
+use whirl::httpserver::{shutdown_on_signals, SHUTDOWN_TIMEOUT};
 use whirl::ioloop::IoLoop;
 use whirl::web::escape::{url_escape, url_unescape_lossy};
 use whirl::web::static_files::{resolve_path, ResolvedPath};
@@ -158,6 +160,7 @@ fn main() -> io::Result<()> {
     })];
     let server =
         Application::with_settings(routes, settings).listen(args.port, Some(&args.address))?;
+    shutdown_on_signals(&server, SHUTDOWN_TIMEOUT)?;
     log::info!("serving {}", args.root.display());
     log::info!("listening on http://{}", server.local_addrs()[0]);
     io_loop.start();

@@ -9,10 +9,13 @@
 //! Each request is logged as Tornado logs it
 //! (`200 GET / (127.0.0.1) 0.05ms`); `RUST_LOG=warn` silences that.
 //! `--port N` (`0` picks a free one) and `--address` choose where it listens.
+//! `SIGTERM` or Ctrl-C stops it gracefully: requests in flight are answered
+//! first (`shutdown_on_signals`).
 
 use std::io;
 
 use clap::Parser;
+use whirl::httpserver::{shutdown_on_signals, SHUTDOWN_TIMEOUT};
 use whirl::ioloop::IoLoop;
 use whirl::web::{Application, Context, HandlerResult, RequestHandler, Route};
 
@@ -45,6 +48,7 @@ fn main() -> io::Result<()> {
     let io_loop = IoLoop::new();
     let app = Application::new(vec![Route::new("/", || MainHandler)]);
     let server = app.listen(args.port, Some(&args.address))?;
+    shutdown_on_signals(&server, SHUTDOWN_TIMEOUT)?;
     log::info!("listening on http://{}", server.local_addrs()[0]);
     io_loop.start();
     Ok(())

@@ -11,12 +11,18 @@
 //!
 //! `--threads N` runs N threads, each with its own loop and its own
 //! `SO_REUSEPORT` listener on the same port (Tornado's `reuse_port`
-//! deployment: shared nothing).
+//! deployment: shared nothing). `SIGTERM` or Ctrl-C stops every thread
+//! gracefully, giving requests in flight up to `--drain-timeout` seconds.
 
 use std::io;
+use std::time::Duration;
 
 use clap::Parser;
-use whirl::httpserver::{serve_threads, HttpHeaders, HttpServer, ResponseStartLine, Version};
+use whirl::httpserver::{
+    serve_threads, Http1Connection, HttpHeaders, HttpServer, ResponseStartLine, ShutdownSignals,
+    Version,
+};
+use whirl::ioloop::IoLoop;
 
 /// Command line.
 #[derive(Parser, Debug)]
@@ -30,6 +36,13 @@ struct Args {
     /// Threads, each with its own loop and listener.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Seconds requests in flight get to finish after SIGTERM or Ctrl-C.
+    #[arg(long, default_value_t = 10.0)]
+    drain_timeout: f64,
+    /// Answer each request this many milliseconds late, on a loop timer
+    /// (for shutdown tests).
+    #[arg(long, default_value_t = 0, hide = true)]
+    delay_ms: u64,
 }
 
 /// The one answer.
@@ -41,28 +54,49 @@ fn main() -> io::Result<()> {
     )
     .init();
     let args = Args::parse();
+    let drain_timeout = Duration::try_from_secs_f64(args.drain_timeout).map_err(|e| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("--drain-timeout: {e}"))
+    })?;
+    let delay = Duration::from_millis(args.delay_ms);
+    // Caught from here on, so a signal sent once the address is known
+    // cannot end the process before the drain.
+    let signals = ShutdownSignals::catch()?;
     // Every thread binds the same port (`--port 0`: the one the first got)
     // and is accepting when this returns.
-    let servers = serve_threads(args.threads.max(1), args.port, Some(&args.address), hello)?;
+    let threads = args.threads.max(1);
+    let servers = serve_threads(threads, args.port, Some(&args.address), move || {
+        hello(delay)
+    })?;
     log::info!("listening on http://{}:{}", args.address, servers.port());
-    // The threads run until the process ends.
-    servers.join()
+    // The threads run until SIGTERM or Ctrl-C, then drain.
+    signals.join(servers, drain_timeout)
 }
 
-/// One thread's server: every request gets `200 Hello, world`.
-fn hello() -> HttpServer {
-    HttpServer::from_fn(|_request, connection| {
-        let mut headers = HttpHeaders::new();
-        headers.insert("Content-Type", "text/plain");
-        headers.insert("Content-Length", BODY.len().to_string());
-        let status = ResponseStartLine {
-            version: Version::Http11,
-            code: 200,
-            reason: "OK".to_string(),
-        };
-        if connection.write_headers(&status, &headers).is_ok() {
-            let _ = connection.write(BODY);
-            let _ = connection.finish();
+/// One thread's server: every request gets `200 Hello, world`, `delay`
+/// late.
+fn hello(delay: Duration) -> HttpServer {
+    HttpServer::from_fn(move |_request, connection| {
+        if delay.is_zero() {
+            answer(connection);
+        } else {
+            let connection = connection.clone();
+            IoLoop::current().call_later(delay, move || answer(&connection));
         }
     })
+}
+
+/// Sends `200 Hello, world`.
+fn answer(connection: &Http1Connection) {
+    let mut headers = HttpHeaders::new();
+    headers.insert("Content-Type", "text/plain");
+    headers.insert("Content-Length", BODY.len().to_string());
+    let status = ResponseStartLine {
+        version: Version::Http11,
+        code: 200,
+        reason: "OK".to_string(),
+    };
+    if connection.write_headers(&status, &headers).is_ok() {
+        let _ = connection.write(BODY);
+        let _ = connection.finish();
+    }
 }

@@ -20,6 +20,7 @@
 //! Try `/sync` from two terminals at once: the second waits for the first,
 //! and the log warns that the loop was blocked. `--task` sets the slow task
 //! (`sh -c`; default `sleep 1`, the seed used `ping -c 2 host`).
+//! `SIGTERM` or Ctrl-C stops it gracefully.
 
 mod app;
 
@@ -28,6 +29,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use whirl::httpserver::{shutdown_on_signals, SHUTDOWN_TIMEOUT};
 use whirl::ioloop::IoLoop;
 
 use app::{Config, DEMO_API_KEY, DEMO_API_SECRET};
@@ -111,6 +113,7 @@ fn main() -> io::Result<()> {
         config.upload_dir.display()
     );
     let server = app::application(config).listen(args.port, Some(&args.address))?;
+    shutdown_on_signals(&server, SHUTDOWN_TIMEOUT)?;
     log::info!("listening on http://{}", server.local_addrs()[0]);
     io_loop.start();
     Ok(())

@@ -16,6 +16,7 @@
 //! `--user` and `--password` set the one account; `--cookie-secret` the key
 //! that signs the login cookie (the default is a demo value anyone can read
 //! here, so anyone could forge a login: the log warns about it).
+//! `SIGTERM` or Ctrl-C stops it gracefully.
 
 mod auth;
 mod pages;
@@ -25,6 +26,7 @@ use std::io;
 use std::rc::Rc;
 
 use clap::Parser;
+use whirl::httpserver::{shutdown_on_signals, SHUTDOWN_TIMEOUT};
 use whirl::ioloop::IoLoop;
 use whirl::web::signing::SecretKeys;
 use whirl::web::{Application, Route, Settings};
@@ -93,6 +95,7 @@ fn main() -> io::Result<()> {
     ];
     let app = Application::with_settings(routes, settings);
     let server = app.listen(args.port, Some(&args.address))?;
+    shutdown_on_signals(&server, SHUTDOWN_TIMEOUT)?;
     log::info!("listening on http://{}", server.local_addrs()[0]);
     io_loop.start();
     Ok(())

@@ -16,7 +16,10 @@
 //!
 //! `/` lists every endpoint. `--port N` (`0` picks a free one) and
 //! `--address` choose where it listens; 8889 lets it run beside the other
-//! examples (`async_patterns` fetches it by default).
+//! examples (`async_patterns` fetches it by default). `--xheaders` trusts
+//! `X-Real-IP` / `X-Forwarded-For` from a proxy in front (`/ip` then shows
+//! the client's address; see `docs/DEPLOYMENT.md`). `SIGTERM` or Ctrl-C
+//! stops it gracefully.
 //!
 //! Where whirl answers differently from httpbin 0.10, on purpose:
 //! - `url` is the URL as sent (percent-escapes kept); Werkzeug shows an
@@ -54,6 +57,7 @@ mod streams;
 use std::io;
 
 use clap::Parser;
+use whirl::httpserver::{shutdown_on_signals, SHUTDOWN_TIMEOUT};
 use whirl::ioloop::IoLoop;
 
 /// Command line.
@@ -65,13 +69,20 @@ struct Args {
     /// Address to bind.
     #[arg(long, default_value = "127.0.0.1")]
     address: String,
+    /// Take the client's address and scheme from a proxy's `X-Real-IP`,
+    /// `X-Forwarded-For` and `X-Forwarded-Proto` (only behind one).
+    #[arg(long)]
+    xheaders: bool,
 }
 
 fn main() -> io::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args = Args::parse();
     let io_loop = IoLoop::new();
-    let server = app::application().listen(args.port, Some(&args.address))?;
+    let server = app::application()
+        .listen(args.port, Some(&args.address))?
+        .xheaders(args.xheaders);
+    shutdown_on_signals(&server, SHUTDOWN_TIMEOUT)?;
     log::info!("listening on http://{}", server.local_addrs()[0]);
     io_loop.start();
     Ok(())
