@@ -17,8 +17,9 @@
 //! `/` lists every endpoint. `--port N` (`0` picks a free one) and
 //! `--address` choose where it listens; 8889 lets it run beside the other
 //! examples (`async_patterns` fetches it by default). `--xheaders` trusts
-//! `X-Real-IP` / `X-Forwarded-For` from a proxy in front (`/ip` then shows
-//! the client's address; see `docs/DEPLOYMENT.md`). `SIGTERM` or Ctrl-C
+//! `X-Real-IP` / `X-Forwarded-For` from a proxy in front (the access log
+//! then shows the client's address; `/ip` shows `X-Forwarded-For` as sent,
+//! as httpbin does). `SIGTERM` or Ctrl-C
 //! stops it gracefully.
 //!
 //! Where whirl answers differently from httpbin 0.10, on purpose:
