@@ -525,7 +525,7 @@ fn parse_decimal(digits: &[u8]) -> Option<u64> {
 /// ASCII digits with an optional leading `-`, as an `i64`.
 pub(crate) fn parse_signed(text: &[u8]) -> Option<i64> {
     match text.strip_prefix(b"-") {
-        Some(digits) => i64::try_from(parse_decimal(digits)?).ok().map(|n| -n),
+        Some(digits) => 0i64.checked_sub_unsigned(parse_decimal(digits)?),
         None => i64::try_from(parse_decimal(text)?).ok(),
     }
 }
@@ -881,6 +881,21 @@ mod tests {
         assert_eq!(parse_signed(b""), None);
         assert_eq!(parse_signed(b"-"), None);
         assert_eq!(parse_signed(b"99999999999999999999"), None);
+    }
+
+    /// Regression (found by the `xsrf_token` fuzz target): `-9223372036854775808`
+    /// was refused, since its digits overflow `i64` before the sign is
+    /// applied, so an XSRF token encoded with timestamp `i64::MIN` did not
+    /// decode.
+    #[test]
+    fn parse_signed_refused_i64_min() {
+        assert_eq!(parse_signed(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_signed(b"-9223372036854775809"), None);
+        assert_eq!(parse_signed(b"9223372036854775808"), None);
+        assert_eq!(parse_signed(b"-0"), Some(0));
+        let token = crate::xsrf::encode_xsrf_token_with_mask(b"t", [1, 2, 3, 4], i64::MIN);
+        let decoded = crate::xsrf::decode_xsrf_token(&token).expect("it decodes");
+        assert_eq!(decoded.timestamp, i64::MIN);
     }
 
     #[test]
