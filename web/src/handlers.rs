@@ -5,6 +5,7 @@
 use crate::context::Context;
 use crate::error::HttpError;
 use crate::handler::{HandlerResult, RequestHandler};
+use crate::redirect_url::{has_forbidden_header_chars, scheme_and_netloc};
 
 /// Answers every request with one error status. Tornado: `ErrorHandler`
 /// (`url(r"/gone", ErrorHandler, {"status_code": 410})`).
@@ -40,7 +41,11 @@ impl RequestHandler for ErrorHandler {
 ///
 /// `{0}`, `{1}`… in the URL are replaced by the route's path arguments (and
 /// `{name}` by named ones); the request's query string is appended. It is
-/// permanent (301) unless [`temporary`](Self::temporary).
+/// permanent (301) unless [`temporary`](Self::temporary). As in Tornado
+/// 6.6, a substitution may not change the URL's scheme or host (the part
+/// before the first `{` decides them: `/{0}` with the argument
+/// `/evil.com` would be `//evil.com`), nor bring in control characters:
+/// either answers 400.
 ///
 /// # Examples
 ///
@@ -89,6 +94,32 @@ impl RequestHandler for RedirectHandler {
         if !query.is_empty() {
             url.push(if url.contains('?') { '&' } else { '?' });
             url.push_str(query);
+        }
+        // The scheme and host come from the template, never from the
+        // request: `/{0}` with `/evil.com` would otherwise send the user to
+        // `//evil.com` (Tornado 6.6: 400 for both checks).
+        let (prefix, substituted) = match self.url.find('{') {
+            Some(i) => (&self.url[..i], true),
+            None => (self.url.as_str(), false),
+        };
+        let unchanged = match (scheme_and_netloc(prefix), scheme_and_netloc(&url)) {
+            (Some(before), Some(after)) => {
+                // A host that would come entirely from a substitution.
+                let host_from_request = substituted
+                    && matches!(before.0.as_str(), "http" | "https")
+                    && before.1.is_empty();
+                before == after && !host_from_request
+            }
+            _ => false,
+        };
+        if !unchanged {
+            return Err(HttpError::new(400).log_message(format!(
+                "redirect to {url:?} would change the scheme or host"
+            )));
+        }
+        if has_forbidden_header_chars(&url) {
+            return Err(HttpError::new(400)
+                .log_message(format!("redirect URL {url:?} contains invalid characters")));
         }
         cx.redirect(&url, self.permanent)
     }

@@ -41,6 +41,7 @@ mod handler;
 mod handlers;
 mod output;
 mod pipeline;
+mod redirect_url;
 mod render;
 mod routing;
 mod security;
