@@ -15,6 +15,7 @@ use whirl_httpserver::{is_valid_header_name, Http1Connection, HttpHeaders, HttpS
 use crate::application::{Application, Settings};
 use crate::error::HttpError;
 use crate::output::Output;
+use crate::redirect_url::is_protocol_relative;
 use crate::routing::PathArguments;
 
 /// The `Server` header every response carries unless the handler changes
@@ -584,13 +585,20 @@ fn checked_header(name: &str, value: impl fmt::Display) -> Result<String, HttpEr
 
 /// `url` resolved against the request `path`: absolute URLs and absolute
 /// paths as they are, relative ones beside the last segment (enough of
-/// `urljoin` for redirects).
+/// `urljoin` for redirects). A join a browser would read as another host
+/// (`//evil.com/` + `x`, or `/` + `\evil.com`) is not made: the relative
+/// URL goes as it is, as Tornado sends it, and the browser resolves it on
+/// this host.
 fn join_url(path: &str, url: &str) -> String {
     if url.starts_with('/') || url.contains("://") {
         return url.to_string();
     }
     let base = path.rfind('/').map_or("/", |i| &path[..=i]);
-    format!("{base}{url}")
+    let joined = format!("{base}{url}");
+    if is_protocol_relative(&joined) {
+        return url.to_string();
+    }
+    joined
 }
 
 impl fmt::Debug for Context {
@@ -627,5 +635,13 @@ mod tests {
         assert_eq!(join_url("/a/b", "/c"), "/c");
         assert_eq!(join_url("/a/", "c?x=1"), "/a/c?x=1");
         assert_eq!(join_url("/a", "https://x.org/"), "https://x.org/");
+    }
+
+    #[test]
+    fn regression_relative_redirects_are_never_joined_into_another_host() {
+        assert_eq!(join_url("//evil.com/x", "target"), "target");
+        assert_eq!(join_url("/", "\\evil.com"), "\\evil.com");
+        assert_eq!(join_url("/a", "\t/evil.com"), "\t/evil.com");
+        assert_eq!(join_url("/a//b/c", "d"), "/a//b/d");
     }
 }
