@@ -1,0 +1,74 @@
+//! The harness's raw whirl server (bench/run.sh): `HttpServer::from_fn`, no
+//! web layer, one loop on one thread — `examples/hello_httpserver.rs` with
+//! the harness's bodies. `GET /json` answers `{"message":"Hello, World!"}`
+//! serialised per request with `serde_json`; anything else
+//! `Hello, World!` (text/plain).
+//!
+//! ```text
+//! cargo run --release -p whirl-bench --bin whirl_raw -- --port 8888
+//! curl -i http://127.0.0.1:8888/json
+//! ```
+
+use std::io;
+
+use clap::Parser;
+use serde::Serialize;
+use whirl_httpserver::{HttpHeaders, HttpServer, ResponseStartLine, Version};
+use whirl_ioloop::IoLoop;
+
+/// Command line.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8888)]
+    port: u16,
+    /// Address to bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    address: String,
+}
+
+/// The plaintext body.
+const HELLO: &str = "Hello, World!";
+
+/// The JSON body.
+#[derive(Serialize)]
+struct Message {
+    /// Always `Hello, World!`.
+    message: &'static str,
+}
+
+fn main() -> io::Result<()> {
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("info,whirl::access=warn"),
+    )
+    .init();
+    let args = Args::parse();
+    let io_loop = IoLoop::new();
+    let server = HttpServer::from_fn(|request, connection| {
+        let (content_type, body) = if request.path == "/json" {
+            let message = Message { message: HELLO };
+            match serde_json::to_vec(&message) {
+                Ok(json) => ("application/json", json),
+                Err(_) => return,
+            }
+        } else {
+            ("text/plain", HELLO.as_bytes().to_vec())
+        };
+        let mut headers = HttpHeaders::new();
+        headers.insert("Content-Type", content_type);
+        headers.insert("Content-Length", body.len().to_string());
+        let status = ResponseStartLine {
+            version: Version::Http11,
+            code: 200,
+            reason: "OK".to_string(),
+        };
+        if connection.write_headers(&status, &headers).is_ok() {
+            let _ = connection.write(body);
+            let _ = connection.finish();
+        }
+    });
+    let addrs = server.listen(args.port, Some(&args.address))?;
+    log::info!("listening on http://{}:{}", args.address, addrs[0].port());
+    io_loop.start();
+    Ok(())
+}
