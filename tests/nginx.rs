@@ -302,31 +302,37 @@ fn stop_one_instance_mid_load(signal: &str) {
     };
     let mut deployment = Deployment::start(&nginx, &format!("failover-{signal}"));
 
-    // Step 1. Load from four keep-alive client connections.
+    // Step 1. Load from four keep-alive client connections, until done.
     let answered = Arc::new(AtomicUsize::new(0));
     let killed = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..4)
         .map(|_| {
-            let (addr, answered, killed) = (deployment.addr, answered.clone(), killed.clone());
+            let (addr, answered) = (deployment.addr, answered.clone());
+            let (killed, done) = (killed.clone(), done.clone());
             thread::spawn(move || {
                 let mut client = Client::new(addr);
-                (0..150)
-                    .map(|_| {
-                        let after_kill = killed.load(Ordering::SeqCst);
-                        let outcome = client.get("/", &[]);
-                        answered.fetch_add(1, Ordering::SeqCst);
-                        (outcome, after_kill)
-                    })
-                    .collect::<Vec<_>>()
+                let mut results = Vec::new();
+                while !done.load(Ordering::SeqCst) {
+                    let after_kill = killed.load(Ordering::SeqCst);
+                    let outcome = client.get("/", &[]);
+                    answered.fetch_add(1, Ordering::SeqCst);
+                    results.push((outcome, after_kill));
+                }
+                results
             })
         })
         .collect();
+    let wait_for_answers = |count: usize| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while answered.load(Ordering::SeqCst) < count && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(1));
+        }
+    };
 
-    // Step 2. Stop instance `a` once the load is under way.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while answered.load(Ordering::SeqCst) < 100 && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(1));
-    }
+    // Step 2. Stop instance `a` once the load is under way, and go on
+    // for a while after it is gone.
+    wait_for_answers(100);
     let a = &mut deployment.instances[0];
     let a_addr = a.addr;
     a.signal(signal);
@@ -336,6 +342,8 @@ fn stop_one_instance_mid_load(signal: &str) {
         assert!(status.is_some_and(|s| s.success()), "{status:?}");
     }
     killed.store(true, Ordering::SeqCst);
+    wait_for_answers(answered.load(Ordering::SeqCst) + 200);
+    done.store(true, Ordering::SeqCst);
 
     // Step 3. Every request got a whole 200; after the kill, from `b`.
     let results: Vec<(Outcome, bool)> = workers
