@@ -64,8 +64,14 @@ impl RequestHandler for LoginHandler {
             ..CookieOptions::default()
         };
         cx.set_signed_cookie_with(USER_COOKIE, &name, &options)?;
-        // Only a path on this site: `next` must not send the user elsewhere.
-        let local = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\');
+        // Only a path on this site: `next` must not send the user elsewhere,
+        // as a browser reads it (it drops tabs and newlines, and takes `\`
+        // for `/`: `/<TAB>/evil.example` is `//evil.example`).
+        let seen: String = next
+            .chars()
+            .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+            .collect();
+        let local = seen.starts_with('/') && !seen.starts_with("//") && !seen.contains('\\');
         cx.redirect(if local { &next } else { "/" }, false)
     }
 }
