@@ -243,13 +243,11 @@ fn version(minor: u8) -> Version {
 
 /// Converts httparse's header slices into [`HttpHeaders`], validating values.
 fn to_headers(parsed: &[httparse::Header<'_>]) -> Result<HttpHeaders, ParseError> {
-    let mut headers = HttpHeaders::new();
+    let mut headers = HttpHeaders::with_capacity(parsed.len());
     for h in parsed {
-        let mut line = Vec::with_capacity(h.name.len() + 1 + h.value.len());
-        line.extend_from_slice(h.name.as_bytes());
-        line.push(b':');
-        line.extend_from_slice(h.value);
-        headers.parse_line(&line).map_err(ParseError::BadHeader)?;
+        headers
+            .add_raw(h.name.as_bytes(), h.value)
+            .map_err(ParseError::BadHeader)?;
     }
     Ok(headers)
 }

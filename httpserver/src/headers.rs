@@ -32,6 +32,14 @@ impl fmt::Display for HeaderError {
 
 impl std::error::Error for HeaderError {}
 
+/// Bytes as Latin-1 text: ASCII copied as it is, other bytes one char each.
+fn latin1(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) if text.is_ascii() => text.to_owned(),
+        _ => bytes.iter().map(|&b| b as char).collect(),
+    }
+}
+
 /// Whether `b` may appear in a `token` (RFC 9110 §5.6.2).
 pub(crate) fn is_token_byte(b: u8) -> bool {
     matches!(b,
@@ -82,6 +90,13 @@ impl HttpHeaders {
         Self::default()
     }
 
+    /// No headers, with room for `n` fields.
+    pub fn with_capacity(n: usize) -> Self {
+        HttpHeaders {
+            entries: Vec::with_capacity(n),
+        }
+    }
+
     /// Parses a header block: `Name: value` lines separated by CRLF or LF,
     /// optionally ended by an empty line. Values are decoded as Latin-1, as
     /// HTTP/1.1 allows (Tornado does the same). Tornado: `HTTPHeaders.parse`.
@@ -110,7 +125,12 @@ impl HttpHeaders {
             .iter()
             .position(|&b| b == b':')
             .ok_or(HeaderError::MissingColon)?;
-        let (name, value) = (&line[..colon], &line[colon + 1..]);
+        self.add_raw(&line[..colon], &line[colon + 1..])
+    }
+
+    /// Adds a field from its raw name and value bytes (value not yet
+    /// trimmed), checking both as [`parse`](Self::parse) does.
+    pub(crate) fn add_raw(&mut self, name: &[u8], value: &[u8]) -> Result<(), HeaderError> {
         if name.is_empty() || !name.iter().all(|&b| is_token_byte(b)) {
             return Err(HeaderError::InvalidName);
         }
@@ -121,9 +141,10 @@ impl HttpHeaders {
         {
             return Err(HeaderError::InvalidValue);
         }
-        // Names are ASCII tokens; values are Latin-1, one char per byte.
-        let name = name.iter().map(|&b| b as char).collect();
-        let value = value.iter().map(|&b| b as char).collect();
+        // Names are ASCII tokens; values are Latin-1, one char per byte
+        // (ASCII, the usual case, is copied as it is).
+        let name = latin1(name);
+        let value = latin1(value);
         self.entries.push((name, value));
         Ok(())
     }

@@ -189,7 +189,7 @@ impl HttpServerRequest {
         let query_arguments = parse_qs_bytes(query.as_bytes(), true)?;
 
         Ok(HttpServerRequest {
-            host_name: split_host_and_port(&host.to_ascii_lowercase()).to_string(),
+            host_name: split_host_and_port(&host).to_ascii_lowercase(),
             host,
             path: path.to_string(),
             query: query.to_string(),

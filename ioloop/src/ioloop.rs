@@ -64,6 +64,10 @@ pub(crate) struct Inner {
     runnables: RefCell<VecDeque<Runnable>>,
     /// Armed timers.
     timers: RefCell<TimerQueue<Timed>>,
+    /// The clock as last read by the loop (step 4 or 7 of an iteration):
+    /// never ahead of real time, so "the deadline has passed by this
+    /// reading" is always true when it says so.
+    clock: Cell<Instant>,
     /// fd handlers, keyed by [`HandlerId::key`].
     handlers: RefCell<Slab<HandlerSlot>>,
     /// Generation given to the next handler added.
@@ -153,6 +157,7 @@ impl IoLoop {
             events: RefCell::new(Events::with_capacity(EVENTS_CAPACITY)),
             shared: Arc::new(Shared::new(waker)),
             runnables: RefCell::new(VecDeque::new()),
+            clock: Cell::new(Instant::now()),
             timers: RefCell::new(TimerQueue::new()),
             handlers: RefCell::new(Slab::new()),
             next_generation: Cell::new(0),
@@ -423,6 +428,13 @@ impl IoLoop {
     }
 
     /// Arms a timer of either kind.
+    /// The clock as the loop last read it (at most one iteration old; never
+    /// ahead of real time). Cheaper than `Instant::now()` for checks that
+    /// may err late but never early.
+    pub(crate) fn cached_clock(&self) -> Instant {
+        self.inner.clock.get()
+    }
+
     pub(crate) fn insert_timer(&self, deadline: Instant, timed: Timed) -> TimeoutHandle {
         self.inner.timers.borrow_mut().insert(deadline, timed)
     }
@@ -662,6 +674,7 @@ impl IoLoop {
             let mut timers = inner.timers.borrow_mut();
             if timers.next_deadline().is_some() {
                 let now = Instant::now();
+                inner.clock.set(now);
                 while let Some(handle) = timers.pop_due(now) {
                     due.push(handle);
                 }
@@ -704,11 +717,11 @@ impl IoLoop {
             !(inner.shared.has_pending() || main_woken())
         };
         let timeout = if may_block {
-            inner
-                .timers
-                .borrow_mut()
-                .next_deadline()
-                .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+            inner.timers.borrow_mut().next_deadline().map(|deadline| {
+                let now = Instant::now();
+                inner.clock.set(now);
+                deadline.saturating_duration_since(now)
+            })
         } else {
             Some(Duration::ZERO)
         };

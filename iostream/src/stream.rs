@@ -216,16 +216,28 @@ struct State {
 /// not happen while the state is borrowed). Handed to [`wake_all`].
 #[derive(Default)]
 struct Wakeups {
-    /// Wakers to call.
-    wakers: Vec<Waker>,
+    /// The first waker to call, kept inline: most events wake one reader
+    /// or one writer, and this spares that allocation.
+    first: Option<Waker>,
+    /// Any further wakers.
+    rest: Vec<Waker>,
     /// `State::keepalive`, taken because nothing is left to send.
     release: Option<Rc<RefCell<State>>>,
 }
 
 impl Wakeups {
+    /// Adds a waker.
+    fn push(&mut self, waker: Waker) {
+        if self.first.is_none() {
+            self.first = Some(waker);
+        } else {
+            self.rest.push(waker);
+        }
+    }
+
     /// Adds everything `other` holds.
     fn absorb(&mut self, other: Wakeups) {
-        self.wakers.extend(other.wakers);
+        self.extend(other.first.into_iter().chain(other.rest));
         if let Some(rc) = other.release {
             // Were both set, both point at the same state: dropping one
             // here is never dropping the last reference.
@@ -236,7 +248,9 @@ impl Wakeups {
 
 impl Extend<Waker> for Wakeups {
     fn extend<I: IntoIterator<Item = Waker>>(&mut self, wakers: I) {
-        self.wakers.extend(wakers);
+        for waker in wakers {
+            self.push(waker);
+        }
     }
 }
 
@@ -1063,7 +1077,7 @@ impl State {
         let flushed = self.flushed_total;
         self.write_wakers.retain(|(target, waker)| {
             if *target <= flushed {
-                wakeups.wakers.push(waker.clone());
+                wakeups.push(waker.clone());
                 false
             } else {
                 true
@@ -1450,8 +1464,12 @@ fn on_ready(weak: &Weak<RefCell<State>>, ready: Ready) {
 /// Calls every waker, then drops the released keep-alive reference (the
 /// state must no longer be borrowed).
 fn wake_all(wakeups: Wakeups) {
-    let Wakeups { wakers, release } = wakeups;
-    for waker in wakers {
+    let Wakeups {
+        first,
+        rest,
+        release,
+    } = wakeups;
+    for waker in first.into_iter().chain(rest) {
         waker.wake();
     }
     drop(release);
