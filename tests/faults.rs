@@ -13,6 +13,12 @@
 
 mod support_hardening;
 
+// The `async_patterns` example's application, for its streaming `/proxy`
+// route (only part of it is used here).
+#[allow(dead_code)]
+#[path = "../examples/async_patterns/app/mod.rs"]
+mod async_patterns_app;
+
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -250,7 +256,7 @@ impl RequestHandler for Pool {
 }
 
 /// `/proxy/<name>`: fetches upstream `<name>` with the shared client —
-/// 502 when it fails, 504 when it times out.
+/// 502 when it fails, 504 when it times out (after 1 s for `hang`).
 struct Proxy;
 
 impl RequestHandler for Proxy {
@@ -263,7 +269,12 @@ impl RequestHandler for Proxy {
         let request = HttpRequest::get(url.as_str())
             .raise_error(false)
             .connect_timeout(Duration::from_secs(5))
-            .request_timeout(Duration::from_secs(1));
+            // Short only where the test waits for it to run out.
+            .request_timeout(if name == "hang" {
+                Duration::from_secs(1)
+            } else {
+                TEST_TIMEOUT
+            });
         match client.fetch(request).await {
             Ok(response) => {
                 cx.set_status(response.code);
@@ -760,6 +771,80 @@ fn proxy_upstream_that_refuses_hangs_or_resets() {
         .load(Ordering::SeqCst)
         == hang.accepted.load(Ordering::SeqCst)));
     assert_eq!(idle(&server), 1);
+}
+
+/// The `async_patterns` example with its `/proxy/<path>` forwarding to
+/// `upstream` (1 s deadline).
+fn start_example(upstream: String) -> Served {
+    let config = async_patterns_app::Config {
+        upstream,
+        ocr_url: format!("http://127.0.0.1:{}/", closed_port()),
+        upload_dir: std::env::temp_dir(),
+        task: "true".to_string(),
+        api_key: String::new(),
+        api_secret: String::new(),
+        upstream_timeout: Duration::from_secs(1),
+        pool_size: 1,
+        max_clients: 10,
+    };
+    Served::start(move || async_patterns_app::application(config).listen(0, Some("127.0.0.1")))
+}
+
+#[test]
+fn the_examples_streaming_proxy_with_an_upstream_that_refuses_hangs_or_resets() {
+    // Before any byte of the answer: 502 or 504.
+    for (behaviour, want) in [
+        (None, 502),
+        (Some(Behaviour::Hang), 504),
+        (Some(Behaviour::ResetAtOnce), 502),
+        (Some(Behaviour::ResetAfterRequest), 502),
+        (Some(Behaviour::Garbage), 502),
+    ] {
+        let upstream = behaviour.map(RawUpstream::start);
+        let url = upstream.as_ref().map_or_else(
+            || format!("http://127.0.0.1:{}", closed_port()),
+            |u| format!("http://{}", u.addr),
+        );
+        let server = start_example(url);
+        let addr = server.addr;
+        let proxied = thread::spawn(move || get(addr, "/proxy/x").status);
+        if let Some(upstream) = &upstream {
+            assert!(wait_until(TEST_TIMEOUT, || upstream
+                .accepted
+                .load(Ordering::SeqCst)
+                >= 1));
+        }
+        // The loop serves others meanwhile.
+        assert_eq!(get(addr, "/").status, 200, "{behaviour:?}");
+        assert_eq!(proxied.join().unwrap(), want, "{behaviour:?}");
+        assert!(server.drains(), "{behaviour:?}: a connection was left open");
+        if let Some(upstream) = &upstream {
+            if behaviour == Some(Behaviour::Hang) {
+                assert!(
+                    wait_until(TEST_TIMEOUT, || upstream
+                        .closed_by_client
+                        .load(Ordering::SeqCst)
+                        == 1),
+                    "the timed-out upstream connection was left open"
+                );
+            }
+        }
+    }
+    // Mid-answer: once the head was relayed, the client must see a cut
+    // response (its Content-Length unmet), never a complete-looking one
+    // (a 502 if the reset beat the head).
+    let upstream = RawUpstream::start(Behaviour::ResetMidResponse);
+    let server = start_example(format!("http://{}", upstream.addr));
+    let mut conn = Conn::connect(server.addr);
+    conn.send(b"GET /proxy/x HTTP/1.1\r\nHost: x\r\n\r\n");
+    match conn.read_response("GET") {
+        Err(ReadError::Closed(_)) => {}
+        Ok(r) if r.status == 502 => {}
+        other => panic!("a cut upstream answer was relayed as {other:?}"),
+    }
+    assert_eq!(get(server.addr, "/").status, 200);
+    drop(conn);
+    assert!(server.drains(), "a connection was left open");
 }
 
 // ----- TLS -----------------------------------------------------------------------------
