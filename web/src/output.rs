@@ -119,11 +119,13 @@ impl Context {
             return;
         }
         if !self.headers.contains("Etag") {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
             let digest = Sha1::digest(body);
             let mut tag = String::with_capacity(42);
             tag.push('"');
             for byte in digest {
-                tag.push_str(&format!("{byte:02x}"));
+                tag.push(char::from(HEX[usize::from(byte >> 4)]));
+                tag.push(char::from(HEX[usize::from(byte & 0xf)]));
             }
             tag.push('"');
             self.headers.insert("Etag", tag);
