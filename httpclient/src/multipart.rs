@@ -298,7 +298,9 @@ impl From<MultipartError> for io::Error {
 /// control characters, which no browser sends, become `%XX` too, so a name
 /// can never end the header line. Servers do not undo this, so a name
 /// `a"b` arrives as `a%22b`, as it would from a browser. Backslashes are
-/// sent as they are (as browsers do). A file name that this plain
+/// sent as they are (as browsers do), except at the end of a value, where
+/// one would escape the closing quote and run the value on into the next
+/// parameter: there they become `%5C`. A file name that this plain
 /// parameter cannot carry exactly (non-ASCII, control characters, `"` or
 /// `\`) also gets an RFC 5987 `filename*=UTF-8''…` parameter, which
 /// servers that read it (Tornado, whirl, Go, Werkzeug, busboy) prefer;
@@ -980,9 +982,17 @@ fn is_forbidden_control(c: char) -> bool {
 
 /// Escapes a quoted `name`/`filename` value as browsers and `requests` do
 /// (`"` → `%22`, CR → `%0D`, LF → `%0A`), and any other control character
-/// as `%XX`.
+/// as `%XX`; backslashes ending the value as `%5C`, since `\"` does not
+/// close a quoted string.
 fn escape_param(value: &str) -> Cow<'_, str> {
-    percent_escape(value, |c| c == '"' || is_forbidden_control(c))
+    let body = value.trim_end_matches('\\');
+    let escaped = percent_escape(body, |c| c == '"' || is_forbidden_control(c));
+    if body.len() == value.len() {
+        return escaped;
+    }
+    let mut escaped = escaped.into_owned();
+    escaped.push_str(&"%5C".repeat(value.len() - body.len()));
+    Cow::Owned(escaped)
 }
 
 /// Writes the characters `escape` picks (all ASCII) as `%XX`.
@@ -1192,6 +1202,31 @@ mod tests {
             &injected,
             b"\r\nContent-Type: text/plain%0D%0AX-Evil: 1\r\n\r\nx"
         ));
+    }
+
+    /// Regression (found by the multipart property test): a name or file
+    /// name ending in a backslash was sent as `filename="a\"`, whose `\"`
+    /// does not close the quoted string, so the server read the file name
+    /// as `a\"; filename*=UTF-8''a%5C` and never saw `filename*`.
+    #[test]
+    fn a_trailing_backslash_swallowed_filename_star() {
+        let form = Multipart::new()
+            .file_with_type("n\\", "a\\", "", b"x")
+            .file_with_type("m", "b\\\\", "", b"y");
+        let body = form.to_bytes().unwrap();
+        assert!(contains(
+            &body,
+            b"name=\"n%5C\"; filename=\"a%5C\"; filename*=UTF-8''a%5C\r\n"
+        ));
+        let parsed = parse(&form);
+        assert_eq!(
+            parsed.files["n%5C"],
+            [file("a\\", "application/unknown", b"x")]
+        );
+        assert_eq!(
+            parsed.files["m"],
+            [file("b\\\\", "application/unknown", b"y")]
+        );
     }
 
     #[test]
