@@ -447,6 +447,38 @@ fn proxy_streams_the_request_body_as_it_arrives() {
 }
 
 #[test]
+fn proxy_cuts_the_upstream_request_when_the_client_leaves_mid_body() {
+    let dir = TempDir::new("proxy-cut");
+    let probes = Probes::default();
+    let (_up, app) = proxy_setup(probes.clone(), &dir);
+    let total = 2 * 1024 * 1024;
+    let mut stream = TcpStream::connect(app.addr).expect("connect");
+    let head = format!(
+        "POST /proxy/sink HTTP/1.1\r\nHost: {}\r\nTransfer-Encoding: chunked\r\n\r\n",
+        app.addr
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let piece = noise(total / 2, 5);
+    stream
+        .write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+        .unwrap();
+    stream.write_all(&piece).unwrap();
+    stream.write_all(b"\r\n").unwrap();
+    assert!(wait_until(Duration::from_secs(10), || {
+        probes.sink_bytes.load(Ordering::SeqCst) >= total / 4
+    }));
+    // The client goes away without the last chunk: the upstream must see a
+    // cut request, never a complete (and shorter) body.
+    drop(stream);
+    assert!(
+        wait_until(Duration::from_secs(10), || probes
+            .sink_cut
+            .load(Ordering::SeqCst)),
+        "the upstream request was not cut"
+    );
+}
+
+#[test]
 fn proxy_answers_502_for_a_dead_upstream_504_for_a_slow_one() {
     let dir = TempDir::new("proxy-errors");
     let down = start_task_app("true", &dir);

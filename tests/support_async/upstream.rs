@@ -23,6 +23,9 @@ pub struct Probes {
     pub drip_gate: Arc<AtomicBool>,
     /// Bytes `/sink` has received so far.
     pub sink_bytes: Arc<AtomicUsize>,
+    /// Set when a `/sink` request's connection closed before its body was
+    /// complete.
+    pub sink_cut: Arc<AtomicBool>,
 }
 
 /// Starts the upstream over plain HTTP.
@@ -47,14 +50,22 @@ pub fn start_tls() -> Server {
 
 /// The upstream's routes.
 fn application(probes: Probes) -> Application {
-    let (gate, sink) = (probes.drip_gate, probes.sink_bytes);
+    let Probes {
+        drip_gate: gate,
+        sink_bytes: sink,
+        sink_cut: cut,
+    } = probes;
     Application::new(vec![
         Route::new("/echo/raw", || EchoRaw),
         Route::new("/echo(/.*)?", || Echo),
         Route::new(r"/status/(\d+)", || Status),
         Route::new("/slow", || Slow),
         Route::new("/drip", move || Drip(gate.clone())),
-        Route::new("/sink", move || Sink(sink.clone(), 0)),
+        Route::new("/sink", move || Sink {
+            total: sink.clone(),
+            cut: cut.clone(),
+            mine: 0,
+        }),
     ])
 }
 
@@ -214,21 +225,32 @@ impl RequestHandler for Drip {
     }
 }
 
-/// `POST /sink`: a streamed body, counted (in the shared probe) as it
+/// `POST /sink`: a streamed body, counted (in the shared probes) as it
 /// arrives; answers `got N`.
-struct Sink(Arc<AtomicUsize>, usize);
+struct Sink {
+    /// Bytes every `/sink` request received.
+    total: Arc<AtomicUsize>,
+    /// Set if this request is cut short.
+    cut: Arc<AtomicBool>,
+    /// Bytes this request received.
+    mine: usize,
+}
 
 impl RequestHandler for Sink {
     const STREAM_REQUEST_BODY: bool = true;
 
     async fn data_received(&mut self, _cx: &mut Context, chunk: Vec<u8>) -> HandlerResult {
-        self.1 += chunk.len();
-        self.0.fetch_add(chunk.len(), Ordering::SeqCst);
+        self.mine += chunk.len();
+        self.total.fetch_add(chunk.len(), Ordering::SeqCst);
         Ok(())
     }
 
     async fn post(&mut self, cx: &mut Context) -> HandlerResult {
-        cx.write(format!("got {}", self.1));
+        cx.write(format!("got {}", self.mine));
         Ok(())
+    }
+
+    fn on_connection_close(&mut self, _cx: &mut Context) {
+        self.cut.store(true, Ordering::SeqCst);
     }
 }
