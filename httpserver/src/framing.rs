@@ -147,7 +147,9 @@ pub fn content_length(headers: &HttpHeaders) -> Result<Option<u64>, FramingError
 
 /// Whether the client asked to keep the connection open after this request:
 /// HTTP/1.1 unless `Connection: close`; HTTP/1.0 only with
-/// `Connection: keep-alive`.
+/// `Connection: keep-alive` and no `Transfer-Encoding` (RFC 9112 §6.1: an
+/// HTTP/1.0 message with one has faulty framing, so the connection closes
+/// after it).
 pub fn wants_keep_alive(start_line: &RequestStartLine, headers: &HttpHeaders) -> bool {
     keep_alive_by_version(start_line.version, headers)
 }
@@ -161,7 +163,7 @@ pub fn response_wants_keep_alive(start_line: &ResponseStartLine, headers: &HttpH
 }
 
 /// HTTP/1.1 unless `Connection: close`; HTTP/1.0 only with
-/// `Connection: keep-alive`.
+/// `Connection: keep-alive` and no `Transfer-Encoding`.
 fn keep_alive_by_version(version: Version, headers: &HttpHeaders) -> bool {
     let has = |token: &str| {
         headers
@@ -171,7 +173,7 @@ fn keep_alive_by_version(version: Version, headers: &HttpHeaders) -> bool {
     };
     match version {
         Version::Http11 => !has("close"),
-        Version::Http10 => has("keep-alive"),
+        Version::Http10 => has("keep-alive") && !headers.contains("Transfer-Encoding"),
     }
 }
 
@@ -344,6 +346,11 @@ mod tests {
         assert!(wants_keep_alive(
             &line(Version::Http10),
             &h(b"Connection: Keep-Alive\r\n")
+        ));
+        // RFC 9112 §6.1: HTTP/1.0 with Transfer-Encoding is faulty framing.
+        assert!(!wants_keep_alive(
+            &line(Version::Http10),
+            &h(b"Connection: Keep-Alive\r\nTransfer-Encoding: chunked\r\n")
         ));
         assert!(response_has_no_body(204, "GET") && response_has_no_body(200, "HEAD"));
         assert!(!response_has_no_body(200, "GET"));
@@ -532,6 +539,10 @@ mod tests {
         assert!(response_wants_keep_alive(
             &line(Version::Http10),
             &h(b"Connection: Keep-Alive\r\n")
+        ));
+        assert!(!response_wants_keep_alive(
+            &line(Version::Http10),
+            &h(b"Connection: Keep-Alive\r\nTransfer-Encoding: chunked\r\n")
         ));
     }
 }
