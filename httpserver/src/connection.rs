@@ -492,8 +492,25 @@ impl Http1Connection {
                 return false;
             }
         }
-        if expect_continue && self.inner.response.borrow().encoder.is_none() {
-            stream.write("HTTP/1.1 100 (Continue)\r\n\r\n");
+        if expect_continue {
+            let (started, finished) = {
+                let response = self.inner.response.borrow();
+                (response.encoder.is_some(), response.finished)
+            };
+            if !started {
+                stream.write("HTTP/1.1 100 (Continue)\r\n\r\n");
+            } else if finished {
+                // Answered before the body was invited: the client may
+                // never send it (RFC 9110 §10.1.1), so what comes next
+                // cannot be framed — reading on would take its next request
+                // for this body. Close after the answer, the body unread
+                // (Tornado too closes a connection whose answer finished
+                // before its body was read: `_disconnect_on_finish`).
+                message.on_connection_close();
+                self.inner.response_done.wait().await;
+                self.inner.in_request.set(false);
+                return false;
+            }
         }
 
         // Step 6. The body, piece by piece.
