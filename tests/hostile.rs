@@ -128,6 +128,23 @@ impl RequestHandler for Upload {
     }
 }
 
+/// `POST /closed`: a streamed upload refused in `prepare`, before its body
+/// is read.
+struct Closed;
+
+impl RequestHandler for Closed {
+    const STREAM_REQUEST_BODY: bool = true;
+
+    async fn prepare(&mut self, _cx: &mut Context) -> HandlerResult {
+        Err(whirl::web::HttpError::new(403))
+    }
+
+    async fn post(&mut self, cx: &mut Context) -> HandlerResult {
+        cx.write("not reached");
+        Ok(())
+    }
+}
+
 /// The application every row is sent to.
 fn application() -> Application {
     Application::with_settings(
@@ -139,6 +156,7 @@ fn application() -> Application {
             Route::new("/host", || Host),
             Route::new("/form", || Form),
             Route::new("/upload", Upload::default),
+            Route::new("/closed", || Closed),
         ],
         Settings {
             http: Http1ConnectionParams {
@@ -517,6 +535,56 @@ fn rows() -> Vec<Row> {
                 "5;a=b\r\nhello\r\n6\r\n world\r\n0\r\nX-T: 1\r\n\r\n",
             ),
             "received=11",
+        ),
+        row(
+            "Transfer-Encoding: identity (no longer a coding) → 501",
+            post("/upload", "Transfer-Encoding: identity\r\n", b"hello"),
+            Want::Status(501),
+            true,
+        ),
+        served(
+            "whitespace after a chunk size is tolerated, as by Tornado and hyper",
+            chunked("/upload", "", "5 \r\nhello\r\n0\r\n\r\n"),
+            "received=5",
+        ),
+        served(
+            "a chunk size with leading zeros",
+            chunked("/upload", "", "0005\r\nhello\r\n0\r\n\r\n"),
+            "received=5",
+        ),
+        row(
+            "regression: HTTP/1.0 keep-alive with Transfer-Encoding closes after it (RFC 9112 §6.1)",
+            "POST /upload HTTP/1.0\r\nConnection: keep-alive\r\n\
+             Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            Want::Body("received=5"),
+            true,
+        ),
+        row(
+            "a streamed upload refused in prepare: its body is read and dropped",
+            post("/closed", "Content-Length: 5\r\n", b"hello"),
+            Want::Status(403),
+            false,
+        ),
+        row(
+            "a chunked upload refused in prepare: its body is read and dropped",
+            chunked("/closed", "", "5\r\nhello\r\n0\r\n\r\n"),
+            Want::Status(403),
+            false,
+        ),
+        row(
+            "regression: refused before 100 Continue, the body never sent → 403 and close",
+            post(
+                "/closed",
+                "Content-Length: 5\r\nExpect: 100-continue\r\n",
+                b"",
+            ),
+            Want::Status(403),
+            true,
+        ),
+        served(
+            "a GET with a body: the body is read, the connection in step",
+            [get("/", "Content-Length: 5\r\n"), b"hello".to_vec()].concat(),
+            "ok",
         ),
         // --- request-target forms (RFC 9112 §3.2) ---
         served(
