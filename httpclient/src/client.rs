@@ -379,12 +379,13 @@ pub(crate) fn no_zero(timeout: Duration) -> Duration {
 
 /// Whether a request may be sent again after a stale connection ate it:
 /// idempotent methods only (RFC 9110 §9.2.2), and bodies that can be
-/// replayed.
+/// replayed — not a producer's, which may already have consumed what it
+/// was sending (a pipe, a stream being relayed).
 fn replayable(request: &HttpRequest) -> bool {
     matches!(
         request.method.as_str(),
         "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE"
-    )
+    ) && !matches!(request.body, RequestBody::Producer(_))
 }
 
 /// The next request for a redirect response, when one should be followed

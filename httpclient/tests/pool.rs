@@ -316,6 +316,27 @@ fn a_stale_pooled_connection_is_retried_for_put_with_its_body() {
 }
 
 #[test]
+fn a_stale_pooled_connection_is_not_retried_for_a_body_producer() {
+    // A producer may have consumed what it sends (a pipe being relayed):
+    // calling it a second time could send a shorter body as if whole.
+    let (tx, rx) = mpsc::channel();
+    let server = dropping_server(tx);
+    let url = server.url("/");
+    let second = run(async move {
+        let client = AsyncHttpClient::new();
+        client.fetch(url.as_str()).await.unwrap();
+        let request = HttpRequest::put(&url)
+            .header("Content-Length", "4")
+            .body_producer(|writer| Box::pin(async move { writer.write("once").await }));
+        client.fetch(request).await
+    });
+    let e = second.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ConnectionClosed, "{e}");
+    assert_eq!(rx.try_iter().count(), 2, "the PUT was sent once");
+    assert_eq!(server.accepts(), 1);
+}
+
+#[test]
 fn a_server_closing_idle_connections_is_handled() {
     // The server closes each connection a moment after answering, without
     // saying Connection: close; the client notices or retries, either way
