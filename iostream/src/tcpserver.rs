@@ -8,7 +8,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use whirl_ioloop::{with_timeout, HandlerId, Interest, IoLoop};
 
@@ -25,6 +25,10 @@ pub const ACCEPT_BATCH: usize = 128;
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long accepting pauses when the process is out of file descriptors.
 pub const ACCEPT_PAUSE_ON_EMFILE: Duration = Duration::from_millis(500);
+/// How long after its last EMFILE an out-of-fds episode can end (and a new
+/// one be logged): 10 s. Without it, a server held at its limit by waves of
+/// clients logs each time one wave leaves and the next arrives.
+const OUT_OF_FDS_QUIET: Duration = Duration::from_secs(10);
 
 /// The per-connection hook: called with each accepted stream and the peer's
 /// address; the future it returns runs as a task. Shared, so that a TLS
@@ -83,9 +87,13 @@ struct ServerInner {
     options: Cell<StreamOptions>,
     /// True while accepting is paused after EMFILE.
     paused: Cell<bool>,
-    /// True from an EMFILE until the next successful accept: the error is
-    /// logged once per episode, not at every retry.
-    out_of_fds: Cell<bool>,
+    /// During an out-of-fds episode, when accept last failed with EMFILE;
+    /// `None` outside one. The episode starts (and is logged) at an EMFILE,
+    /// and ends when a batch accepts connections and finds the queue empty
+    /// [`OUT_OF_FDS_QUIET`] or more after the last EMFILE: logged once, not
+    /// at every retry, nor each time freed descriptors let a few more
+    /// clients in.
+    out_of_fds: Cell<Option<Instant>>,
     /// TLS settings: when set, each connection completes a TLS handshake
     /// before `handle_stream` sees it.
     tls: RefCell<Option<TlsServerConfig>>,
@@ -117,7 +125,7 @@ impl TcpServer {
                 listeners: RefCell::new(Vec::new()),
                 options: Cell::new(StreamOptions::default()),
                 paused: Cell::new(false),
-                out_of_fds: Cell::new(false),
+                out_of_fds: Cell::new(None),
                 tls: RefCell::new(None),
             }),
         }
@@ -223,24 +231,32 @@ fn accept_batch(server: &Rc<ServerInner>, index: usize) {
     if server.paused.get() {
         return;
     }
+    let mut accepted_any = false;
     for _ in 0..ACCEPT_BATCH {
         let accepted = match server.listeners.borrow().get(index) {
             Some(Some(listener)) => listener.socket.accept(),
             _ => return, // stopped
         };
-        if accepted.is_ok() {
-            server.out_of_fds.set(false);
-        }
         match accepted {
-            Ok((socket, peer)) => match IoStream::with_options(socket, server.options.get()) {
-                Ok(stream) => start_connection(server, stream, peer),
-                Err(e) => log::warn!("cannot register connection from {peer}: {e}"),
-            },
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Ok((socket, peer)) => {
+                accepted_any = true;
+                match IoStream::with_options(socket, server.options.get()) {
+                    Ok(stream) => start_connection(server, stream, peer),
+                    Err(e) => log::warn!("cannot register connection from {peer}: {e}"),
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // Caught up: an out-of-fds episode can end here. (A listener
+                // with nobody waiting proves nothing, so not on it.)
+                if accepted_any {
+                    end_out_of_fds(server);
+                }
+                return;
+            }
             Err(e) if is_out_of_fds(&e) => {
                 // Spinning on EMFILE would burn a core: pause, log once per
                 // episode, retry.
-                if !server.out_of_fds.replace(true) {
+                if server.out_of_fds.replace(Some(Instant::now())).is_none() {
                     log::error!(
                         "accept failed: {e}; pausing accepts for {:?}",
                         ACCEPT_PAUSE_ON_EMFILE
@@ -257,6 +273,19 @@ fn accept_batch(server: &Rc<ServerInner>, index: usize) {
     server
         .io_loop
         .add_callback(move || accept_batch(&again, index));
+}
+
+/// Ends an out-of-fds episode, if one is on and its last EMFILE is
+/// [`OUT_OF_FDS_QUIET`] old: called when a batch let every waiting client in.
+fn end_out_of_fds(server: &ServerInner) {
+    let Some(last) = server.out_of_fds.get() else {
+        return;
+    };
+    let quiet = last.elapsed();
+    if quiet >= OUT_OF_FDS_QUIET {
+        server.out_of_fds.set(None);
+        log::info!("accepting normally again: no EMFILE for {quiet:.1?}");
+    }
 }
 
 /// Stops accepting on every listener for [`ACCEPT_PAUSE_ON_EMFILE`], then

@@ -1,7 +1,8 @@
 //! `TcpServer` out of file descriptors (EMFILE): accepting pauses for
 //! [`ACCEPT_PAUSE_ON_EMFILE`] instead of spinning, the error is logged once
-//! per episode, and the connections left waiting in the backlog are served
-//! once descriptors free up.
+//! per episode (also when freed descriptors let clients in one at a time),
+//! and the connections left waiting in the backlog are served once
+//! descriptors free up.
 //!
 //! The test lowers this process's `RLIMIT_NOFILE`, so it lives alone in its
 //! own test binary (its own process) and the binary holds exactly one
@@ -135,7 +136,17 @@ fn out_of_fds_pauses_accepting_without_spinning_logs_once_and_resumes() {
                 assert_eq!(accepted.get(), before, "accepted with no descriptor free");
                 assert_eq!(pause_errors(), 1, "logged more than once: {:?}", errors());
 
-                // Step 6: closing the held connections frees descriptors; the
+                // Step 6: one freed descriptor lets one more client in, and
+                // the next accept fails again: the same episode, not a new
+                // one to log (it was, once per client let in).
+                held.borrow_mut().pop().expect("a held connection").close();
+                wait_until(|| accepted.get() == before + 1).await;
+                assert_eq!(pause_errors(), 1, "logged again: {:?}", errors());
+                // Not closed with the others below, perhaps before its task
+                // greeted it: the task closes it once it has.
+                drop(held.borrow_mut().pop());
+
+                // Step 7: closing the held connections frees descriptors; the
                 // rest of the backlog is accepted and served.
                 holding.set(false);
                 for stream in held.take() {
