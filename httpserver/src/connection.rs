@@ -144,7 +144,9 @@ impl std::error::Error for HttpOutputError {}
 /// Where the response to the current request stands.
 #[derive(Debug)]
 struct Response {
-    /// The request's method (HEAD responses carry no body).
+    /// Whether the request is a HEAD (its response carries no body).
+    is_head: bool,
+    /// The request's method (for the access log; empty when it is off).
     method: String,
     /// The request's version (decides chunked vs close-delimited).
     version: Version,
@@ -171,6 +173,7 @@ impl Response {
     /// The state before any request.
     fn idle() -> Response {
         Response {
+            is_head: false,
             method: String::new(),
             version: Version::Http11,
             keep_alive: false,
@@ -457,8 +460,12 @@ impl Http1Connection {
         {
             let mut response = self.inner.response.borrow_mut();
             *response = Response::idle();
-            response.method = head.start_line.method.clone();
-            response.target = head.start_line.target.clone();
+            response.is_head = head.start_line.method == "HEAD";
+            // Kept only for the access log: no copies when it is off.
+            if log::log_enabled!(target: "whirl::access", log::Level::Error) {
+                response.method = head.start_line.method.clone();
+                response.target = head.start_line.target.clone();
+            }
             response.version = head.start_line.version;
             response.keep_alive = !params.no_keep_alive
                 && served + 1 < params.max_requests
@@ -631,7 +638,7 @@ impl Http1Connection {
         }
         let code = start_line.code;
         response.code = code;
-        let no_body = response_has_no_body(code, &response.method);
+        let no_body = response_has_no_body(code, if response.is_head { "HEAD" } else { "" });
         let declared =
             content_length(headers).map_err(|_| HttpOutputError::InvalidContentLength)?;
         let mut add_chunked = false;
