@@ -2,8 +2,8 @@
 # whirl's benchmark harness (issue 8): whirl against hyper, actix-web, a raw
 # mio responder, nginx and Tornado, on one 2-core Linux machine, in one run.
 #
-#   bench/run.sh            # the full run, ~15-20 min
-#   bench/run.sh --quick    # one round, short runs: ~4 min, a smoke test
+#   bench/run.sh            # the full run: ~11 min on 2 cores, plus builds
+#   bench/run.sh --quick    # one round, short runs: ~2 min, a smoke test
 #   bench/run.sh --only plaintext,pipelined --servers whirl-raw,mio,hyper
 #
 # Workloads: plaintext keep-alive, the same pipelined 16 deep, JSON, a 1 MiB
