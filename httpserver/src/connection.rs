@@ -10,8 +10,11 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use whirl_ioloop::locks::Event;
@@ -522,7 +525,11 @@ impl Http1Connection {
 
         // Step 6. The body, piece by piece.
         match self.read_body(framing, max_body, &mut *message).await {
-            Ok(()) => message.finish(),
+            Ok(()) => {
+                if let Some(flow) = message.finish_flow() {
+                    self.run_until_answered(flow).await;
+                }
+            }
             Err(e) => {
                 match e {
                     ReadError::Body(e) => {
@@ -551,6 +558,33 @@ impl Http1Connection {
             && response.finished
             && response.keep_alive
             && !response.close_after
+    }
+
+    /// Runs `flow` (the delegate's answer) in this task until it completes
+    /// or the response is finished; what is left of it then goes on as a
+    /// task of its own, so the next request is read meanwhile.
+    async fn run_until_answered(&self, mut flow: Pin<Box<dyn Future<Output = ()>>>) {
+        let done = &self.inner.response_done;
+        let mut answered: Option<Pin<Box<dyn Future<Output = ()> + '_>>> = None;
+        let finished = std::future::poll_fn(|cx| {
+            if flow.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(true);
+            }
+            if done.is_set() {
+                return Poll::Ready(false);
+            }
+            // Woken also when someone else finishes the response.
+            let wait = answered.get_or_insert_with(|| Box::pin(done.wait()));
+            if wait.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(false);
+            }
+            Poll::Pending
+        })
+        .await;
+        drop(answered);
+        if !finished {
+            drop(whirl_ioloop::spawn(flow));
+        }
     }
 
     /// Reads the body, handing it to `message` in `chunk_size` pieces.

@@ -39,6 +39,19 @@ pub trait HttpMessageDelegate {
     /// The whole message arrived.
     fn finish(&mut self);
 
+    /// The whole message arrived, as [`finish`](Self::finish), returning
+    /// work for the connection to run in its own task rather than a task
+    /// of its own — a server delegate returns the handler that answers the
+    /// request. The connection runs it until the response is finished (a
+    /// handler that goes on afterwards continues as a task), so an answer
+    /// ready at once costs no task and pipelined answers leave in one
+    /// write. Default: calls `finish` and returns `None`. Wrappers forward
+    /// it.
+    fn finish_flow(&mut self) -> Flow {
+        self.finish();
+        None
+    }
+
     /// The connection closed before the message was complete.
     fn on_connection_close(&mut self);
 }

@@ -104,6 +104,12 @@ impl HttpMessageDelegate for GzipMessageDelegate {
     }
 
     fn finish(&mut self) {
+        if let Some(flow) = self.finish_flow() {
+            drop(whirl_ioloop::spawn(flow));
+        }
+    }
+
+    fn finish_flow(&mut self) -> Flow {
         let mut state = self.state.borrow_mut();
         if !state.failed {
             if let Some(Err(e)) = state.decompressor.as_ref().map(GzipDecompressor::finish) {
@@ -115,12 +121,13 @@ impl HttpMessageDelegate for GzipMessageDelegate {
             }
         }
         if std::mem::replace(&mut state.ended, true) {
-            return;
+            return None;
         }
         if state.failed {
             state.inner.on_connection_close();
+            None
         } else {
-            state.inner.finish();
+            state.inner.finish_flow()
         }
     }
 

@@ -154,6 +154,10 @@ impl HttpMessageDelegate for XHeadersDelegate {
         self.inner.finish();
     }
 
+    fn finish_flow(&mut self) -> Flow {
+        self.inner.finish_flow()
+    }
+
     fn on_connection_close(&mut self) {
         self.inner.on_connection_close();
     }

@@ -203,15 +203,21 @@ impl HttpMessageDelegate for Exchange {
     }
 
     fn finish(&mut self) {
+        if let Some(flow) = self.finish_flow() {
+            drop(whirl_ioloop::spawn(flow));
+        }
+    }
+
+    fn finish_flow(&mut self) -> Flow {
         let state = self.state.clone();
-        whirl_ioloop::spawn(async move {
+        Some(Box::pin(async move {
             let (job, body) = {
                 let mut state = state.borrow_mut();
                 (state.job.take(), std::mem::take(&mut state.body))
             };
             let Some(mut job) = job else { return };
             execute(&mut job, body).await;
-        });
+        }))
     }
 
     fn on_connection_close(&mut self) {
