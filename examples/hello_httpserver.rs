@@ -13,14 +13,19 @@
 //! `SO_REUSEPORT` listener on the same port (Tornado's `reuse_port`
 //! deployment: shared nothing). `SIGTERM` or Ctrl-C stops every thread
 //! gracefully, giving requests in flight up to `--drain-timeout` seconds.
+//!
+//! `--header-timeout`, `--body-timeout`, `--max-body-size` and
+//! `--decompress-request` change the connection limits, so the resource
+//! attacks of `reliability/` can be aimed at them.
 
 use std::io;
 use std::time::Duration;
 
 use clap::Parser;
 use whirl::httpserver::{
-    serve_threads, Http1Connection, HttpHeaders, HttpServer, ResponseStartLine, ShutdownSignals,
-    Version,
+    serve_threads, Http1Connection, Http1ConnectionParams, HttpHeaders, HttpServer,
+    ResponseStartLine, ShutdownSignals, Version, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_MAX_BODY_SIZE,
 };
 use whirl::ioloop::IoLoop;
 
@@ -43,6 +48,18 @@ struct Args {
     /// (for shutdown tests).
     #[arg(long, default_value_t = 0, hide = true)]
     delay_ms: u64,
+    /// Seconds a client has to send a whole request head.
+    #[arg(long, default_value_t = DEFAULT_HEADER_TIMEOUT.as_secs_f64())]
+    header_timeout: f64,
+    /// Seconds of silence allowed inside a request body.
+    #[arg(long, default_value_t = DEFAULT_BODY_TIMEOUT.as_secs_f64())]
+    body_timeout: f64,
+    /// Most request body bytes (after decompression); 413 past it.
+    #[arg(long, default_value_t = DEFAULT_MAX_BODY_SIZE)]
+    max_body_size: u64,
+    /// Gunzip `Content-Encoding: gzip` request bodies.
+    #[arg(long)]
+    decompress_request: bool,
 }
 
 /// The one answer.
@@ -54,10 +71,15 @@ fn main() -> io::Result<()> {
     )
     .init();
     let args = Args::parse();
-    let drain_timeout = Duration::try_from_secs_f64(args.drain_timeout).map_err(|e| {
-        io::Error::new(io::ErrorKind::InvalidInput, format!("--drain-timeout: {e}"))
-    })?;
+    let drain_timeout = seconds("--drain-timeout", args.drain_timeout)?;
     let delay = Duration::from_millis(args.delay_ms);
+    let params = Http1ConnectionParams {
+        header_timeout: seconds("--header-timeout", args.header_timeout)?,
+        body_timeout: seconds("--body-timeout", args.body_timeout)?,
+        max_body_size: args.max_body_size,
+        ..Http1ConnectionParams::default()
+    };
+    let decompress = args.decompress_request;
     // Caught from here on, so a signal sent once the address is known
     // cannot end the process before the drain.
     let signals = ShutdownSignals::catch()?;
@@ -66,10 +88,18 @@ fn main() -> io::Result<()> {
     let threads = args.threads.max(1);
     let servers = serve_threads(threads, args.port, Some(&args.address), move || {
         hello(delay)
+            .with_params(params)
+            .decompress_request(decompress)
     })?;
     log::info!("listening on http://{}:{}", args.address, servers.port());
     // The threads run until SIGTERM or Ctrl-C, then drain.
     signals.join(servers, drain_timeout)
+}
+
+/// `value` seconds as a duration; `flag` names it in the error.
+fn seconds(flag: &str, value: f64) -> io::Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("{flag}: {e}")))
 }
 
 /// One thread's server: every request gets `200 Hello, world`, `delay`
