@@ -1,0 +1,64 @@
+//! The request head parser, `parse_request_head`, under tight and default
+//! limits.
+//!
+//! Input: one settings byte (bits 0–1 the head size limit, 2–3 the request
+//! line limit, 4–5 the header count limit, 6–7 seed the prefixes tried),
+//! then the bytes a client sent.
+//!
+//! Checks: a complete head consumed no more than it was given nor than the
+//! limits allow, holds only valid names and values, and parses the same
+//! from exactly its own bytes; every shorter prefix of it is "need more"
+//! (a request is never refused for arriving in pieces); errors map to one
+//! of the statuses a server sends.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use whirl_fuzz::{some_prefixes, XorShift};
+use whirl_httpserver::{
+    is_valid_header_name, is_valid_header_value, parse_request_head, HeadLimits,
+};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&settings, buf)) = data.split_first() else {
+        return;
+    };
+    let limits = HeadLimits {
+        max_header_size: [64 * 1024, 64, 256, 1024][usize::from(settings & 3)],
+        max_request_line: [8 * 1024, 16, 64, 512][usize::from(settings >> 2 & 3)],
+        // 200 takes the parser's heap path for header slots.
+        max_headers: [100, 0, 3, 200][usize::from(settings >> 4 & 3)],
+    };
+    match parse_request_head(buf, &limits) {
+        Ok(Some((head, consumed))) => {
+            assert!(consumed <= buf.len());
+            assert!(consumed <= limits.max_header_size);
+            assert!(head.headers.len() <= limits.max_headers);
+            assert!(is_valid_header_name(&head.start_line.method));
+            assert!(!head.start_line.target.is_empty());
+            for (name, value) in head.headers.iter() {
+                assert!(is_valid_header_name(name), "{name:?}");
+                // Values are Latin-1 text: each char one byte of the input.
+                assert!(value.chars().all(|c| u32::from(c) <= 0xff), "{value:?}");
+                assert!(is_valid_header_value(value), "{value:?}");
+                assert!(value == value.trim_matches([' ', '\t']), "{value:?}");
+            }
+            let again = parse_request_head(&buf[..consumed], &limits);
+            assert_eq!(again, Ok(Some((head, consumed))));
+            let mut rng = XorShift::new(u64::from(settings >> 6) ^ buf.len() as u64);
+            for cut in some_prefixes(&mut rng, consumed, 6) {
+                let partial = parse_request_head(&buf[..cut], &limits);
+                assert_eq!(partial, Ok(None), "prefix of {cut} of {consumed} bytes");
+            }
+        }
+        Ok(None) => {
+            assert!(buf.len() <= limits.max_header_size);
+        }
+        Err(e) => {
+            assert!(
+                matches!(e.status(), 400 | 414 | 431 | 505),
+                "{e:?} -> {}",
+                e.status()
+            );
+        }
+    }
+});
