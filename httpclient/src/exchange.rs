@@ -313,7 +313,7 @@ impl Collector {
 struct CollectorHandle(Rc<RefCell<Collector>>);
 
 impl HttpMessageDelegate for CollectorHandle {
-    fn headers_received(&mut self, start_line: &StartLine, headers: &HttpHeaders) -> Flow {
+    fn headers_received(&mut self, start_line: StartLine, headers: HttpHeaders) -> Flow {
         let StartLine::Response(line) = start_line else {
             return None;
         };

@@ -264,7 +264,7 @@ struct Inner {
 /// struct Body(Vec<u8>);
 ///
 /// impl HttpMessageDelegate for Body {
-///     fn headers_received(&mut self, _: &StartLine, _: &HttpHeaders) -> Flow {
+///     fn headers_received(&mut self, _: StartLine, _: HttpHeaders) -> Flow {
 ///         None
 ///     }
 ///     fn data_received(&mut self, chunk: Vec<u8>) -> Flow {
@@ -662,7 +662,7 @@ impl Http1ClientConnection {
                 return Err(HttpClientConnectionError::TooManyInformational);
             }
             let start_line = StartLine::Response(head.start_line);
-            if let Some(flow) = delegate.headers_received(&start_line, &head.headers) {
+            if let Some(flow) = delegate.headers_received(start_line, head.headers) {
                 flow.await;
             }
         };
@@ -684,7 +684,7 @@ impl Http1ClientConnection {
             && framing != Framing::CloseDelimited
             && !body_on_204;
         let start_line = StartLine::Response(head.start_line);
-        if let Some(flow) = delegate.headers_received(&start_line, &head.headers) {
+        if let Some(flow) = delegate.headers_received(start_line, head.headers) {
             flow.await;
         }
         if code == 101 {

@@ -18,7 +18,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use whirl_ioloop::locks::Event;
-use whirl_ioloop::with_timeout;
+use whirl_ioloop::{sleep_until, with_timeout, Sleep};
 use whirl_iostream::{CloseReason, IoStream, StreamError, WriteFuture};
 
 use crate::body::{BodyError, Decoder, Encoder, Framing};
@@ -173,6 +173,22 @@ struct Response {
 }
 
 impl Response {
+    /// Back to the state before any request, keeping the access log's
+    /// buffers (so copying the method and target costs no allocation).
+    fn reset(&mut self) {
+        let (mut method, mut target) = (
+            std::mem::take(&mut self.method),
+            std::mem::take(&mut self.target),
+        );
+        method.clear();
+        target.clear();
+        *self = Response {
+            method,
+            target,
+            ..Response::idle()
+        };
+    }
+
     /// The state before any request.
     fn idle() -> Response {
         Response {
@@ -217,6 +233,10 @@ struct Inner {
     /// Where the request in flight came from, as the server believes it:
     /// the peer, or what a proxy reported (set by the xheaders wrapper).
     context: Cell<RequestContext>,
+    /// The most verbose level the access log (`whirl::access`) had enabled
+    /// when the connection opened; `None` when it was off. Read once per
+    /// connection: asking the logger costs as much as a small request.
+    access_level: Option<log::Level>,
 }
 
 /// One HTTP/1.x server connection; a cheap handle (clones share it).
@@ -279,6 +299,7 @@ impl Http1Connection {
                 remote_addr,
                 secure,
                 context: Cell::new(RequestContext::new(remote_addr.map(|a| a.ip()), secure)),
+                access_level: access_log_level(),
             }),
         }
     }
@@ -373,15 +394,22 @@ impl Http1Connection {
     /// 501, 505) and the connection is closed; timeouts close it silently.
     pub async fn serve(self, delegate: Rc<dyn HttpServerConnectionDelegate>) {
         let mut served = 0usize;
-        while self.serve_one(&*delegate, served).await {
+        let mut idle_timer = None;
+        while self.serve_one(&*delegate, served, &mut idle_timer).await {
             served += 1;
         }
+        drop(idle_timer);
         delegate.on_close(&self);
         self.close_when_flushed().await;
     }
 
     /// Serves one request; returns whether to go on with another.
-    async fn serve_one(&self, delegate: &dyn HttpServerConnectionDelegate, served: usize) -> bool {
+    async fn serve_one(
+        &self,
+        delegate: &dyn HttpServerConnectionDelegate,
+        served: usize,
+        idle_timer: &mut Option<Sleep>,
+    ) -> bool {
         let params = self.inner.params;
         let stream = &self.inner.stream;
 
@@ -399,9 +427,10 @@ impl Http1Connection {
             let first_byte = stream.read_parsed(|buf| -> Result<_, StreamError> {
                 Ok((!buf.is_empty()).then_some(((), 0)))
             });
+            let deadline = Instant::now().checked_add(params.idle_connection_timeout);
             if !matches!(
-                with_timeout(params.idle_connection_timeout, first_byte).await,
-                Ok(Ok(()))
+                wait_until(idle_timer, deadline, first_byte).await,
+                Some(Ok(()))
             ) {
                 return false;
             }
@@ -462,12 +491,12 @@ impl Http1Connection {
         // Step 4. Start the message.
         {
             let mut response = self.inner.response.borrow_mut();
-            *response = Response::idle();
+            response.reset();
             response.is_head = head.start_line.method == "HEAD";
             // Kept only for the access log: no copies when it is off.
-            if log::log_enabled!(target: "whirl::access", log::Level::Error) {
-                response.method = head.start_line.method.clone();
-                response.target = head.start_line.target.clone();
+            if self.inner.access_level.is_some() {
+                response.method.push_str(&head.start_line.method);
+                response.target.push_str(&head.start_line.target);
             }
             response.version = head.start_line.version;
             response.keep_alive = !params.no_keep_alive
@@ -485,7 +514,7 @@ impl Http1Connection {
                 .get("Expect")
                 .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
         let start_line = StartLine::Request(head.start_line);
-        if let Some(flow) = message.headers_received(&start_line, &head.headers) {
+        if let Some(flow) = message.headers_received(start_line, head.headers) {
             flow.await;
         }
         // Step 5. A declared length over the limit is refused unread (and
@@ -827,7 +856,7 @@ impl Http1Connection {
             400..=499 => log::Level::Warn,
             _ => log::Level::Info,
         };
-        if log::log_enabled!(target: "whirl::access", level) {
+        if self.inner.access_level.is_some_and(|most| level <= most) {
             let ip = self
                 .inner
                 .context
@@ -858,6 +887,57 @@ impl Http1Connection {
 
 /// 400 for a request with two `Host` headers or an invalid one, or an
 /// HTTP/1.1 request without one (RFC 9112 §3.2).
+/// Awaits `work` until `deadline` (`None`: no deadline); `None` if the
+/// deadline came first.
+///
+/// The timer is the caller's and outlives the wait: a keep-alive connection
+/// waits once per request, and a timer each time would cost a timer-heap
+/// insert and removal per request. The timer is only ever pushed back
+/// lazily: when it fires before the current deadline it is re-armed for it
+/// (so it fires about once per timeout, not once per request).
+async fn wait_until<F: Future>(
+    timer: &mut Option<Sleep>,
+    deadline: Option<Instant>,
+    work: F,
+) -> Option<F::Output> {
+    let mut work = std::pin::pin!(work);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        let Some(deadline) = deadline else {
+            return Poll::Pending;
+        };
+        loop {
+            let sleep = timer.get_or_insert_with(|| sleep_until(deadline));
+            if sleep.deadline() > deadline {
+                // A deadline earlier than the armed one (never for a fixed
+                // timeout, whose deadlines only grow).
+                *sleep = sleep_until(deadline);
+            }
+            match Pin::new(&mut *sleep).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) => {
+                    let fired_for = sleep.deadline();
+                    *timer = None;
+                    if fired_for >= deadline {
+                        return Poll::Ready(None);
+                    }
+                }
+            }
+        }
+    })
+    .await
+}
+
+/// The most verbose level of `Info`, `Warn`, `Error` (the access log's)
+/// enabled for `whirl::access`.
+fn access_log_level() -> Option<log::Level> {
+    [log::Level::Info, log::Level::Warn, log::Level::Error]
+        .into_iter()
+        .find(|&level| log::log_enabled!(target: "whirl::access", level))
+}
+
 fn host_error(head: &crate::head::RequestHead) -> Option<u16> {
     let mut hosts = head.headers.get_all("Host");
     let first = hosts.next();

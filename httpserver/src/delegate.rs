@@ -30,8 +30,9 @@ pub enum StartLine {
 /// then exactly one of `finish` (the message arrived whole) or
 /// `on_connection_close` (it did not).
 pub trait HttpMessageDelegate {
-    /// The head arrived.
-    fn headers_received(&mut self, start_line: &StartLine, headers: &HttpHeaders) -> Flow;
+    /// The head arrived. The delegate owns it from here: keep what you need
+    /// without copying.
+    fn headers_received(&mut self, start_line: StartLine, headers: HttpHeaders) -> Flow;
 
     /// A piece of the body arrived.
     fn data_received(&mut self, chunk: Vec<u8>) -> Flow;

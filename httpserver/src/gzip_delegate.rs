@@ -74,21 +74,22 @@ impl GzipMessageDelegate {
 }
 
 impl HttpMessageDelegate for GzipMessageDelegate {
-    fn headers_received(&mut self, start_line: &StartLine, headers: &HttpHeaders) -> Flow {
+    fn headers_received(&mut self, start_line: StartLine, mut headers: HttpHeaders) -> Flow {
         let mut state = self.state.borrow_mut();
-        let encoding = headers.get_joined("Content-Encoding");
-        let Some(encoding) = encoding.filter(|e| e.trim().eq_ignore_ascii_case("gzip")) else {
+        let encoding = headers
+            .get_joined("Content-Encoding")
+            .filter(|e| e.trim().eq_ignore_ascii_case("gzip"))
+            .map(|e| e.into_owned());
+        let Some(encoding) = encoding else {
             return state.inner.headers_received(start_line, headers);
         };
         // Downstream sees only decompressed bytes: say so in the headers.
-        let mut adjusted = headers.clone();
-        let encoding = encoding.into_owned();
-        adjusted.remove("Content-Encoding");
-        adjusted.remove("Content-Length");
-        adjusted.add("X-Consumed-Content-Encoding", encoding);
+        headers.remove("Content-Encoding");
+        headers.remove("Content-Length");
+        headers.add("X-Consumed-Content-Encoding", encoding);
         let max = state.connection.max_body_size();
         state.decompressor = Some(GzipDecompressor::new(max));
-        state.inner.headers_received(start_line, &adjusted)
+        state.inner.headers_received(start_line, headers)
     }
 
     fn data_received(&mut self, chunk: Vec<u8>) -> Flow {

@@ -32,19 +32,39 @@ impl fmt::Display for HeaderError {
 
 impl std::error::Error for HeaderError {}
 
-/// Bytes as Latin-1 text: ASCII copied as it is, other bytes one char each.
-fn latin1(bytes: &[u8]) -> String {
+/// Appends bytes as Latin-1 text: ASCII copied as it is, other bytes one
+/// char each.
+fn push_latin1(text: &mut String, bytes: &[u8]) {
     match std::str::from_utf8(bytes) {
-        Ok(text) if text.is_ascii() => text.to_owned(),
-        _ => bytes.iter().map(|&b| b as char).collect(),
+        Ok(ascii) if ascii.is_ascii() => text.push_str(ascii),
+        _ => text.extend(bytes.iter().map(|&b| b as char)),
     }
 }
 
+/// Bytes allowed in a `token` (RFC 9110 §5.6.2), as a table: one load per
+/// byte instead of a chain of comparisons.
+static TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let extra = b"!#$%&'*+-.^_`|~";
+    let mut i = 0;
+    while i < extra.len() {
+        table[extra[i] as usize] = true;
+        i += 1;
+    }
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() {
+            table[b] = true;
+        }
+        b += 1;
+    }
+    table
+};
+
 /// Whether `b` may appear in a `token` (RFC 9110 §5.6.2).
 pub(crate) fn is_token_byte(b: u8) -> bool {
-    matches!(b,
-        b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
-        | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
+    TOKEN[usize::from(b)]
 }
 
 /// Whether `name` is a valid field name.
@@ -52,18 +72,25 @@ pub fn is_valid_header_name(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(is_token_byte)
 }
 
+/// Whether `b` may appear in a field value: anything but a control
+/// character, horizontal tab excepted.
+fn is_value_byte(b: u8) -> bool {
+    b == b'\t' || (b >= 0x20 && b != 0x7f)
+}
+
 /// Whether `value` is a valid field value: no control character but
 /// horizontal tab (so no CR/LF header injection).
 pub fn is_valid_header_value(value: &str) -> bool {
-    value
-        .bytes()
-        .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+    value.bytes().all(is_value_byte)
 }
 
 /// Header fields of a request or response.
 ///
 /// Names compare case-insensitively and keep the case they were added with;
 /// a name may repeat; iteration is in insertion order.
+///
+/// The text of every field lives in one buffer, so a head costs two
+/// allocations however many fields it has (and none for an empty one).
 ///
 /// # Examples
 ///
@@ -78,11 +105,33 @@ pub fn is_valid_header_value(value: &str) -> bool {
 /// assert_eq!(h.get_all("SET-COOKIE").collect::<Vec<_>>(), ["a=1", "b=2"]);
 /// assert_eq!(h.get_joined("set-cookie").as_deref(), Some("a=1,b=2"));
 /// ```
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct HttpHeaders {
-    /// `(name, value)` in insertion order.
-    entries: Vec<(String, String)>,
+    /// Every name and value, back to back (replaced and removed fields
+    /// leave their text behind until [`compact`](Self::compact)).
+    text: String,
+    /// The fields in insertion order: where each one's text lies.
+    fields: Vec<Field>,
+    /// Bytes of `text` still used by a field.
+    live: usize,
 }
+
+/// One field: its name at `text[start..value]`, its value at
+/// `text[value..end]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Field {
+    /// Where the name starts.
+    start: u32,
+    /// Where the name ends and the value starts.
+    value: u32,
+    /// Where the value ends.
+    end: u32,
+}
+
+/// Room for the first field's text: enough for a typical response head.
+const FIRST_TEXT: usize = 128;
+/// Room for the first fields.
+const FIRST_FIELDS: usize = 8;
 
 impl HttpHeaders {
     /// No headers.
@@ -93,7 +142,9 @@ impl HttpHeaders {
     /// No headers, with room for `n` fields.
     pub fn with_capacity(n: usize) -> Self {
         HttpHeaders {
-            entries: Vec::with_capacity(n),
+            text: String::with_capacity(n * 24),
+            fields: Vec::with_capacity(n),
+            live: 0,
         }
     }
 
@@ -135,34 +186,78 @@ impl HttpHeaders {
             return Err(HeaderError::InvalidName);
         }
         let value = trim_ows(value);
-        if !value
-            .iter()
-            .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
-        {
+        if !value.iter().all(|&b| is_value_byte(b)) {
             return Err(HeaderError::InvalidValue);
         }
         // Names are ASCII tokens; values are Latin-1, one char per byte
         // (ASCII, the usual case, is copied as it is).
-        let name = latin1(name);
-        let value = latin1(value);
-        self.entries.push((name, value));
+        self.reserve_first(name.len() + value.len());
+        let start = self.text.len();
+        push_latin1(&mut self.text, name);
+        let middle = self.text.len();
+        push_latin1(&mut self.text, value);
+        self.push_field(start, middle);
         Ok(())
+    }
+
+    /// Before the first field: room for a typical head at once, rather than
+    /// growing the buffers a few bytes at a time.
+    fn reserve_first(&mut self, bytes: usize) {
+        if self.text.capacity() == 0 {
+            self.text.reserve(bytes.max(FIRST_TEXT));
+        }
+        if self.fields.capacity() == 0 {
+            self.fields.reserve(FIRST_FIELDS);
+        }
+    }
+
+    /// Records the field whose name is `text[start..middle]` and whose value
+    /// runs from `middle` to the end of the text.
+    fn push_field(&mut self, start: usize, middle: usize) {
+        let end = self.text.len();
+        let offset = |at: usize| u32::try_from(at).expect("header text past 4 GiB");
+        self.fields.push(Field {
+            start: offset(start),
+            value: offset(middle),
+            end: offset(end),
+        });
+        self.live += end - start;
+    }
+
+    /// Appends a field already checked.
+    fn push(&mut self, name: &str, value: &str) {
+        self.reserve_first(name.len() + value.len());
+        let start = self.text.len();
+        self.text.push_str(name);
+        let middle = self.text.len();
+        self.text.push_str(value);
+        self.push_field(start, middle);
+    }
+
+    /// A field's name.
+    fn name_of(&self, field: &Field) -> &str {
+        &self.text[field.start as usize..field.value as usize]
+    }
+
+    /// A field's value.
+    fn value_of(&self, field: &Field) -> &str {
+        &self.text[field.value as usize..field.end as usize]
     }
 
     /// The first value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.entries
+        self.fields
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .find(|f| self.name_of(f).eq_ignore_ascii_case(name))
+            .map(|f| self.value_of(f))
     }
 
     /// Every value of `name`, in order. Tornado: `get_list`.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.entries
+        self.fields
             .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .filter(move |f| self.name_of(f).eq_ignore_ascii_case(name))
+            .map(|f| self.value_of(f))
     }
 
     /// Every value of `name` joined with commas, as Tornado's `headers[name]`
@@ -196,7 +291,7 @@ impl HttpHeaders {
     /// would let a caller inject headers); check with
     /// [`is_valid_header_name`]/[`is_valid_header_value`] or use
     /// [`try_add`](HttpHeaders::try_add) for untrusted input.
-    pub fn add(&mut self, name: impl Into<String>, value: impl Into<String>) {
+    pub fn add(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
         if let Err(e) = self.try_add(name, value) {
             panic!("invalid header: {e}");
         }
@@ -209,17 +304,17 @@ impl HttpHeaders {
     /// [`HeaderError::InvalidName`] or [`HeaderError::InvalidValue`].
     pub fn try_add(
         &mut self,
-        name: impl Into<String>,
-        value: impl Into<String>,
+        name: impl AsRef<str>,
+        value: impl AsRef<str>,
     ) -> Result<(), HeaderError> {
-        let (name, value) = (name.into(), value.into());
-        if !is_valid_header_name(&name) {
+        let (name, value) = (name.as_ref(), value.as_ref());
+        if !is_valid_header_name(name) {
             return Err(HeaderError::InvalidName);
         }
-        if !is_valid_header_value(&value) {
+        if !is_valid_header_value(value) {
             return Err(HeaderError::InvalidValue);
         }
-        self.entries.push((name, value));
+        self.push(name, value);
         Ok(())
     }
 
@@ -229,55 +324,128 @@ impl HttpHeaders {
     /// # Panics
     ///
     /// As [`add`](HttpHeaders::add).
-    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        let (name, value) = (name.into(), value.into());
-        assert!(is_valid_header_name(&name), "invalid header name {name:?}");
+    pub fn insert(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
+        let (name, value) = (name.as_ref(), value.as_ref());
+        assert!(is_valid_header_name(name), "invalid header name {name:?}");
         assert!(
-            is_valid_header_value(&value),
+            is_valid_header_value(value),
             "invalid header value for {name}"
         );
-        match self
-            .entries
+        let Some(at) = self
+            .fields
             .iter()
-            .position(|(n, _)| n.eq_ignore_ascii_case(&name))
-        {
-            Some(at) => {
-                self.entries[at].1 = value;
-                let mut i = at + 1;
-                while i < self.entries.len() {
-                    if self.entries[i].0.eq_ignore_ascii_case(&name) {
-                        self.entries.remove(i);
-                    } else {
-                        i += 1;
-                    }
+            .position(|f| self.name_of(f).eq_ignore_ascii_case(name))
+        else {
+            self.push(name, value);
+            return;
+        };
+        // The first occurrence takes the new value (in place when it fits),
+        // later ones go.
+        let old = self.fields[at];
+        let old_len = (old.end - old.value) as usize;
+        if value.len() <= old_len {
+            let (from, to) = (old.value as usize, old.value as usize + value.len());
+            self.text.replace_range(from..old.end as usize, value);
+            // `replace_range` moved the rest of the text: shift every later
+            // offset by the difference.
+            let shrink = (old_len - value.len()) as u32;
+            for f in &mut self.fields {
+                if f.start > old.start {
+                    f.start -= shrink;
+                    f.value -= shrink;
+                    f.end -= shrink;
                 }
             }
-            None => self.entries.push((name, value)),
+            self.fields[at].end = to as u32;
+            self.live -= old_len - value.len();
+        } else {
+            let start = self.text.len();
+            self.text.push_str(name);
+            let middle = self.text.len();
+            self.text.push_str(value);
+            let offset = |at: usize| u32::try_from(at).expect("header text past 4 GiB");
+            self.fields[at] = Field {
+                start: offset(start),
+                value: offset(middle),
+                end: offset(self.text.len()),
+            };
+            self.live += self.text.len() - start;
+            self.live -= (old.end - old.start) as usize;
         }
+        let mut i = at + 1;
+        while i < self.fields.len() {
+            if self.name_of(&self.fields[i]).eq_ignore_ascii_case(name) {
+                let gone = self.fields.remove(i);
+                self.live -= (gone.end - gone.start) as usize;
+            } else {
+                i += 1;
+            }
+        }
+        self.compact_if_sparse();
     }
 
     /// Removes every value of `name`; returns whether there was one.
     pub fn remove(&mut self, name: &str) -> bool {
-        let before = self.entries.len();
-        self.entries.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        self.entries.len() != before
+        let before = self.fields.len();
+        let mut gone = 0;
+        let text = &self.text;
+        self.fields.retain(|f| {
+            let keep = !text[f.start as usize..f.value as usize].eq_ignore_ascii_case(name);
+            if !keep {
+                gone += (f.end - f.start) as usize;
+            }
+            keep
+        });
+        self.live -= gone;
+        self.compact_if_sparse();
+        self.fields.len() != before
+    }
+
+    /// Rewrites the text without the bytes of replaced and removed fields
+    /// once they are most of it.
+    fn compact_if_sparse(&mut self) {
+        if self.text.len() <= 2 * self.live + FIRST_TEXT {
+            return;
+        }
+        let mut text = String::with_capacity(self.live);
+        for f in &mut self.fields {
+            let start = text.len() as u32;
+            text.push_str(&self.text[f.start as usize..f.end as usize]);
+            *f = Field {
+                start,
+                value: start + (f.value - f.start),
+                end: text.len() as u32,
+            };
+        }
+        self.text = text;
     }
 
     /// Every `(name, value)` pair in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.fields
+            .iter()
+            .map(|f| (self.name_of(f), self.value_of(f)))
     }
 
     /// Number of fields (a repeated name counts each time).
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.fields.len()
     }
 
     /// Whether there are no fields.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.fields.is_empty()
     }
 }
+
+impl PartialEq for HttpHeaders {
+    /// The same fields in the same order (names compared as written).
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for HttpHeaders {}
 
 /// Trims optional whitespace (spaces and tabs) at both ends.
 fn trim_ows(mut s: &[u8]) -> &[u8] {
@@ -358,6 +526,57 @@ mod tests {
         assert!(h.remove("b"));
         assert!(!h.remove("b"));
         assert_eq!(h.len(), 1);
+    }
+
+    #[test]
+    fn replacing_and_removing_keep_every_other_field() {
+        let mut h = HttpHeaders::new();
+        h.add("A", "1");
+        h.add("B", "two");
+        h.add("C", "3");
+        h.add("b", "four");
+        // Shorter: in place, later fields shift.
+        h.insert("B", "2");
+        assert_eq!(
+            h.iter().collect::<Vec<_>>(),
+            [("A", "1"), ("B", "2"), ("C", "3")]
+        );
+        // Longer: moved to the end of the text, same position.
+        h.insert("A", "a much longer value");
+        h.add("D", "4");
+        assert_eq!(
+            h.iter().collect::<Vec<_>>(),
+            [
+                ("A", "a much longer value"),
+                ("B", "2"),
+                ("C", "3"),
+                ("D", "4")
+            ]
+        );
+        // Many replacements: the text is compacted, nothing lost.
+        for i in 0..500 {
+            h.insert("C", format!("value number {i}"));
+            h.insert("A", format!("{i}"));
+        }
+        assert!(h.text.len() <= 2 * h.live + FIRST_TEXT, "{}", h.text.len());
+        assert_eq!(
+            h.iter().collect::<Vec<_>>(),
+            [
+                ("A", "499"),
+                ("B", "2"),
+                ("C", "value number 499"),
+                ("D", "4")
+            ]
+        );
+        assert!(h.remove("b"));
+        assert_eq!(h.get("D"), Some("4"));
+        assert_eq!(h, {
+            let mut other = HttpHeaders::new();
+            other.add("A", "499");
+            other.add("C", "value number 499");
+            other.add("D", "4");
+            other
+        });
     }
 
     #[test]

@@ -53,7 +53,7 @@ pub use httputil::{
     DEFAULT_MAX_PARTS, DEFAULT_MAX_PART_HEADER_SIZE,
 };
 pub use multicore::{serve_threads, ServerThreads, SHUTDOWN_TIMEOUT};
-pub use request::{HttpServerRequest, RequestError};
+pub use request::{HttpServerRequest, RefusedHead, RequestError};
 pub use server::{HttpServer, DEFAULT_MAX_CONNECTIONS};
 pub use shutdown::drain;
 #[cfg(unix)]

@@ -158,41 +158,41 @@ impl HttpServerRequest {
         remote_ip: Option<IpAddr>,
         protocol: impl Into<String>,
     ) -> Result<HttpServerRequest, RequestError> {
+        HttpServerRequest::from_head(head, remote_ip, protocol).map_err(|refused| refused.error)
+    }
+
+    /// As [`new`](Self::new), giving the head back with the error, so a
+    /// caller can still answer from it (the web layer builds a request
+    /// without the query to render its 400 page).
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new), in a [`RefusedHead`].
+    pub fn from_head(
+        head: RequestHead,
+        remote_ip: Option<IpAddr>,
+        protocol: impl Into<String>,
+    ) -> Result<HttpServerRequest, RefusedHead> {
+        // Every check borrows the head; it is taken apart only once all passed.
+        let checked = check_head(&head);
+        let (host, path, query, query_arguments) = match checked {
+            Ok(parts) => parts,
+            Err(error) => {
+                return Err(RefusedHead {
+                    error,
+                    head: Box::new(head),
+                })
+            }
+        };
         let RequestHead {
             start_line,
             headers,
         } = head;
-
-        // Step 1: the host, from the Host header (joined, as Tornado reads
-        // it, so two headers show up as a comma).
-        let mut host = match headers.get_joined("Host") {
-            Some(host) => host.into_owned(),
-            None if start_line.version == Version::Http10 => "127.0.0.1".to_string(),
-            None => return Err(RequestError::MissingHost),
-        };
-        check_host(&host)?;
-
-        // Step 2: path and query; an absolute-form target brings its host.
-        let (authority, path_and_query) = split_absolute_form(&start_line.target);
-        if let Some(authority) = authority {
-            check_host(authority)?;
-            host = authority.to_string();
-        }
-        let (path, query) = path_and_query
-            .split_once('?')
-            .unwrap_or((path_and_query, ""));
-        let path = if authority.is_some() && path.is_empty() {
-            "/"
-        } else {
-            path
-        };
-        let query_arguments = parse_qs_bytes(query.as_bytes(), true)?;
-
         Ok(HttpServerRequest {
             host_name: split_host_and_port(&host).to_ascii_lowercase(),
             host,
-            path: path.to_string(),
-            query: query.to_string(),
+            path,
+            query,
             method: start_line.method,
             uri: start_line.target,
             version: start_line.version,
@@ -230,6 +230,13 @@ impl HttpServerRequest {
     /// As [`parse_body`](Self::parse_body).
     pub fn parse_body_with(&mut self, config: &ParseBodyConfig) -> Result<(), FormError> {
         let content_type = self.headers.get("Content-Type").unwrap_or("");
+        // No body, no arguments (an empty multipart body is still refused).
+        let multipart = content_type
+            .get(..10)
+            .is_some_and(|p| p.eq_ignore_ascii_case("multipart/"));
+        if self.body.is_empty() && !multipart {
+            return Ok(());
+        }
         let form = parse_body_arguments(content_type, &self.body, Some(&self.headers), config)?;
         for (name, values) in form.arguments {
             self.arguments
@@ -307,10 +314,79 @@ impl fmt::Debug for HttpServerRequest {
     }
 }
 
+/// What [`HttpServerRequest::from_head`] refused: the error, and the head
+/// given back.
+#[derive(Debug, Clone)]
+pub struct RefusedHead {
+    /// Why the head cannot become a request.
+    pub error: RequestError,
+    /// The head, untouched (boxed: the error stays small).
+    pub head: Box<RequestHead>,
+}
+
+/// The host, path, query and query arguments of a head, or why it is
+/// refused (Tornado's checks in `HTTPServerRequest.__init__`).
+fn check_head(head: &RequestHead) -> Result<(String, String, String, Arguments), RequestError> {
+    let start_line = &head.start_line;
+    // Step 1: the host, from the Host header (joined, as Tornado reads it,
+    // so two headers show up as a comma).
+    let header_host = head.headers.get_joined("Host");
+    match &header_host {
+        Some(host) => check_host(host)?,
+        None if start_line.version == Version::Http10 => {}
+        None => return Err(RequestError::MissingHost),
+    }
+    // Step 2: path and query; an absolute-form target brings its host.
+    let (authority, path_and_query) = split_absolute_form(&start_line.target);
+    if let Some(authority) = authority {
+        check_host(authority)?;
+    }
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let path = if authority.is_some() && path.is_empty() {
+        "/"
+    } else {
+        path
+    };
+    let query_arguments = if query.is_empty() {
+        Arguments::new()
+    } else {
+        parse_qs_bytes(query.as_bytes(), true)?
+    };
+    let host = match (authority, header_host) {
+        (Some(authority), _) => authority.to_string(),
+        (None, Some(host)) => host.into_owned(),
+        (None, None) => "127.0.0.1".to_string(),
+    };
+    Ok((host, path.to_string(), query.to_string(), query_arguments))
+}
+
+/// Bytes a host may hold besides `%XX` escapes: RFC 3986 host characters,
+/// with brackets and colons anywhere (as Tornado allows).
+static HOST_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let extra = b"-._~!$&'()*+,;=[]:";
+    let mut i = 0;
+    while i < extra.len() {
+        table[extra[i] as usize] = true;
+        i += 1;
+    }
+    let mut b = 0;
+    while b < 256 {
+        if (b as u8).is_ascii_alphanumeric() {
+            table[b] = true;
+        }
+        b += 1;
+    }
+    table
+};
+
 /// Checks a host as Tornado does: RFC 3986 host characters (brackets and
 /// colons anywhere) with `%XX` escapes, then no comma.
 pub(crate) fn check_host(host: &str) -> Result<(), RequestError> {
     let bytes = host.as_bytes();
+    let mut comma = false;
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
@@ -321,11 +397,16 @@ pub(crate) fn check_host(host: &str) -> Result<(), RequestError> {
                 }
                 i += 3;
             }
-            b if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=[]:".contains(&b) => i += 1,
-            _ => return Err(RequestError::InvalidHost),
+            b => {
+                if !HOST_BYTE[usize::from(b)] {
+                    return Err(RequestError::InvalidHost);
+                }
+                comma |= b == b',';
+                i += 1;
+            }
         }
     }
-    if host.contains(',') {
+    if comma {
         return Err(RequestError::MultipleHosts);
     }
     Ok(())
@@ -334,6 +415,9 @@ pub(crate) fn check_host(host: &str) -> Result<(), RequestError> {
 /// Splits `http://authority/rest` into the authority and `/rest`; any other
 /// target has no authority and is returned whole.
 fn split_absolute_form(target: &str) -> (Option<&str>, &str) {
+    if target.starts_with('/') {
+        return (None, target); // origin form, the usual case
+    }
     let Some((scheme, rest)) = target.split_once("://") else {
         return (None, target);
     };

@@ -379,13 +379,13 @@ impl BufferedRequest {
 }
 
 impl HttpMessageDelegate for BufferedRequest {
-    fn headers_received(&mut self, start_line: &StartLine, headers: &HttpHeaders) -> Flow {
+    fn headers_received(&mut self, start_line: StartLine, headers: HttpHeaders) -> Flow {
         let StartLine::Request(start_line) = start_line else {
             return None;
         };
         let head = RequestHead {
-            start_line: start_line.clone(),
-            headers: headers.clone(),
+            start_line,
+            headers,
         };
         let context = self.connection.context();
         match HttpServerRequest::new(head, context.remote_ip, context.protocol) {

@@ -47,8 +47,29 @@ pub struct ResponseStartLine {
     pub version: Version,
     /// The status code.
     pub code: u16,
-    /// The reason phrase (may be empty).
+    /// The reason phrase (may be empty: a server then sends the standard
+    /// one for the code).
     pub reason: String,
+}
+
+impl ResponseStartLine {
+    /// `HTTP/1.1 <code>` with the standard reason phrase (left empty here,
+    /// so building it allocates nothing; the server writes
+    /// [`reason_phrase`]`(code)`).
+    ///
+    /// ```
+    /// use whirl_httpserver::ResponseStartLine;
+    ///
+    /// let ok = ResponseStartLine::new(200);
+    /// assert_eq!((ok.code, ok.reason.as_str()), (200, ""));
+    /// ```
+    pub fn new(code: u16) -> ResponseStartLine {
+        ResponseStartLine {
+            version: Version::Http11,
+            code,
+            reason: String::new(),
+        }
+    }
 }
 
 /// The standard reason phrase for a status code, or `"Unknown"` (Tornado's

@@ -134,13 +134,13 @@ impl XHeadersDelegate {
 }
 
 impl HttpMessageDelegate for XHeadersDelegate {
-    fn headers_received(&mut self, start_line: &StartLine, headers: &HttpHeaders) -> Flow {
+    fn headers_received(&mut self, start_line: StartLine, headers: HttpHeaders) -> Flow {
         if let StartLine::Request(_) = start_line {
             let mut context = RequestContext::new(
                 self.connection.remote_addr().map(|a| a.ip()),
                 self.connection.is_secure(),
             );
-            context.apply_xheaders(headers, &self.trusted_downstream);
+            context.apply_xheaders(&headers, &self.trusted_downstream);
             self.connection.set_context(context);
         }
         self.inner.headers_received(start_line, headers)

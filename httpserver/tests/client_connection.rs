@@ -175,12 +175,12 @@ struct Recorder {
 }
 
 impl HttpMessageDelegate for Recorder {
-    fn headers_received(&mut self, start_line: &StartLine, headers: &HttpHeaders) -> Flow {
+    fn headers_received(&mut self, start_line: StartLine, headers: HttpHeaders) -> Flow {
         let StartLine::Response(ResponseStartLine { code, .. }) = start_line else {
             panic!("a client delegate got {start_line:?}");
         };
-        self.seen.heads.push((*code, headers.clone()));
-        if *code != 100 {
+        self.seen.heads.push((code, headers));
+        if code != 100 {
             return None;
         }
         let (connection, body) = self.continue_body.take()?;

@@ -398,7 +398,7 @@ struct RecordingMessage {
 }
 
 impl HttpMessageDelegate for RecordingMessage {
-    fn headers_received(&mut self, start_line: &StartLine, _headers: &HttpHeaders) -> Flow {
+    fn headers_received(&mut self, start_line: StartLine, _headers: HttpHeaders) -> Flow {
         if let StartLine::Request(line) = start_line {
             self.events
                 .lock()
@@ -588,6 +588,28 @@ fn idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let since = Instant::now();
     assert!(closed_within(&mut stream, SOON));
     assert!(since.elapsed() >= Duration::from_millis(250));
+}
+
+#[test]
+fn the_idle_timeout_counts_from_the_last_response_not_the_first() {
+    // The idle timer is kept across requests and pushed back lazily: a
+    // connection busy for longer than the timeout in all, but never idle
+    // for as long, stays open; then a real idle spell closes it on time.
+    let server = hello_server(Http1ConnectionParams {
+        idle_connection_timeout: Duration::from_millis(400),
+        ..Http1ConnectionParams::default()
+    });
+    let mut stream = connect(server.addr);
+    for _ in 0..6 {
+        send(&mut stream, get("/"));
+        assert_eq!(read_response(&mut stream, false).unwrap().code, 200);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    send(&mut stream, get("/"));
+    assert_eq!(read_response(&mut stream, false).unwrap().code, 200);
+    let since = Instant::now();
+    assert!(closed_within(&mut stream, SOON));
+    assert!(since.elapsed() >= Duration::from_millis(350));
 }
 
 #[test]

@@ -324,7 +324,7 @@ impl HttpServerConnectionDelegate for ContextReporter {
 }
 
 impl HttpMessageDelegate for ContextRequest {
-    fn headers_received(&mut self, _start_line: &StartLine, _headers: &HttpHeaders) -> Flow {
+    fn headers_received(&mut self, _start_line: StartLine, _headers: HttpHeaders) -> Flow {
         let context = self.connection.context();
         self.seen = format!("{:?} {}", context.remote_ip, context.protocol);
         None
@@ -520,7 +520,7 @@ impl HttpServerConnectionDelegate for PieceRecorder {
 }
 
 impl HttpMessageDelegate for PieceRequest {
-    fn headers_received(&mut self, _start_line: &StartLine, _headers: &HttpHeaders) -> Flow {
+    fn headers_received(&mut self, _start_line: StartLine, _headers: HttpHeaders) -> Flow {
         None
     }
 

@@ -1031,14 +1031,18 @@ impl State {
                 break;
             };
             // Step 1. Gather up to MAX_IOVECS queued buffers.
-            let mut slices = Vec::with_capacity(self.write_queue.len().min(MAX_IOVECS));
-            for (i, buf) in self.write_queue.iter().take(MAX_IOVECS).enumerate() {
-                let skip = if i == 0 { self.front_written } else { 0 };
-                slices.push(IoSlice::new(&buf.0[skip..]));
+            // On the stack: a flush per response must not cost an allocation.
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut count = 0;
+            for (slot, buf) in slices.iter_mut().zip(self.write_queue.iter()) {
+                let skip = if count == 0 { self.front_written } else { 0 };
+                *slot = IoSlice::new(&buf.0[skip..]);
+                count += 1;
             }
+            let slices = &slices[..count];
             // Step 2. One syscall for all of them. A transport that takes
             // bytes holds none from earlier calls: those are out.
-            match transport.write_vectored(&slices) {
+            match transport.write_vectored(slices) {
                 Ok(0) => {
                     let e =
                         io::Error::new(io::ErrorKind::WriteZero, "the transport accepted no bytes");

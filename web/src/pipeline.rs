@@ -77,7 +77,7 @@ impl Exchange {
     /// Builds the handler for a request: the route's, or an error
     /// handler for an unknown method (501), an unmatched path (404), an
     /// undecodable path argument or query (400).
-    fn start(&self, start_line: &RequestStartLine, headers: &HttpHeaders) -> Job {
+    fn start(&self, start_line: RequestStartLine, headers: HttpHeaders) -> Job {
         let (request, mut early) = self.build_request(start_line, headers);
         if early.is_none() && !KNOWN_METHODS.contains(&request.method.as_str()) {
             early =
@@ -114,26 +114,31 @@ impl Exchange {
     /// with the 400 to answer.
     fn build_request(
         &self,
-        start_line: &RequestStartLine,
-        headers: &HttpHeaders,
+        start_line: RequestStartLine,
+        headers: HttpHeaders,
     ) -> (HttpServerRequest, Option<HttpError>) {
         let context = self.connection.context();
         let head = RequestHead {
-            start_line: start_line.clone(),
-            headers: headers.clone(),
+            start_line,
+            headers,
         };
-        let error = match HttpServerRequest::new(head, context.remote_ip, context.protocol) {
+        let refused = match HttpServerRequest::from_head(head, context.remote_ip, context.protocol)
+        {
             Ok(request) => return (request, None),
-            Err(e) => HttpError::new(e.status()).log_message(e.to_string()),
+            Err(refused) => refused,
         };
-        let mut bare = start_line.clone();
-        bare.target = bare.target.split('?').next().unwrap_or("/").to_string();
-        let head = RequestHead {
-            start_line: bare,
-            headers: headers.clone(),
-        };
-        let request = HttpServerRequest::new(head, context.remote_ip, context.protocol)
-            .unwrap_or_else(|_| fallback_request(start_line));
+        let error = HttpError::new(refused.error.status()).log_message(refused.error.to_string());
+        let mut head = refused.head;
+        let fallback_line = head.start_line.clone();
+        head.start_line.target = head
+            .start_line
+            .target
+            .split('?')
+            .next()
+            .unwrap_or("/")
+            .to_string();
+        let request = HttpServerRequest::new(*head, context.remote_ip, context.protocol)
+            .unwrap_or_else(|_| fallback_request(&fallback_line));
         (request, Some(error))
     }
 
@@ -157,7 +162,7 @@ impl Exchange {
 }
 
 impl HttpMessageDelegate for Exchange {
-    fn headers_received(&mut self, start_line: &StartLine, headers: &HttpHeaders) -> Flow {
+    fn headers_received(&mut self, start_line: StartLine, headers: HttpHeaders) -> Flow {
         let StartLine::Request(start_line) = start_line else {
             return None;
         };

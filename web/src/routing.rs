@@ -51,6 +51,9 @@ pub(crate) type Factory = Rc<dyn Fn() -> Box<dyn DynHandler>>;
 pub struct Route {
     /// The compiled, anchored pattern.
     regex: Regex,
+    /// The one path the pattern matches, when it is plain text (`/`,
+    /// `/about\.html`): matched by comparing, without running the regex.
+    literal: Option<String>,
     /// The pattern as written.
     source: String,
     /// The route's name, for `reverse_url`.
@@ -156,8 +159,21 @@ impl Route {
         let inner = pattern.strip_prefix('^').unwrap_or(pattern);
         let anchored = format!("^(?:{inner})$");
         let regex = Regex::new(&anchored).map_err(|e| RouteError::InvalidPattern(e.to_string()))?;
+        let literal = match reverse_pieces(pattern) {
+            Some(pieces) if !pieces.contains(&Piece::Group) => Some(
+                pieces
+                    .into_iter()
+                    .map(|piece| match piece {
+                        Piece::Text(text) => text,
+                        Piece::Group => String::new(),
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        };
         Ok(Route {
             regex,
+            literal,
             source: pattern.to_string(),
             name: None,
             factory,
@@ -196,6 +212,9 @@ impl Route {
     ///
     /// `Some(Err(400))` for an argument that is not UTF-8 once decoded.
     pub(crate) fn matches(&self, path: &str) -> Option<Result<PathArguments, HttpError>> {
+        if let Some(literal) = &self.literal {
+            return (path == literal).then(|| Ok(PathArguments::default()));
+        }
         let captures = self.regex.captures(path)?;
         Some(decode_arguments(&self.regex, &captures))
     }
@@ -368,6 +387,33 @@ mod tests {
         assert!(route("/a|/b").matches("/b/c").is_none());
         assert!(route("/a|/b").matches("/a/x").is_none());
         assert!(route("^/a$").matches("/a").is_some());
+    }
+
+    #[test]
+    fn plain_text_patterns_match_by_comparison_as_the_regex_would() {
+        // (pattern, literal or not, path, matches)
+        let cases: &[(&str, bool, &str, bool)] = &[
+            ("/", true, "/", true),
+            ("/", true, "", false),
+            ("/", true, "//", false),
+            (r"/about\.html", true, "/about.html", true),
+            (r"/about\.html", true, "/aboutxhtml", false),
+            ("^/a$", true, "/a", true),
+            ("/a.b", false, "/axb", true),
+            ("/a(b)?", false, "/a", true),
+            ("/A", true, "/a", false),
+            ("/(?i)a", false, "/A", true),
+        ];
+        for &(pattern, literal, path, matches) in cases {
+            let r = route(pattern);
+            assert_eq!(r.literal.is_some(), literal, "{pattern}");
+            assert_eq!(r.matches(path).is_some(), matches, "{pattern} vs {path}");
+            assert_eq!(
+                r.regex.is_match(path),
+                matches,
+                "the regex disagrees: {pattern} vs {path}"
+            );
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::io;
 
 use clap::Parser;
 use serde::Serialize;
-use whirl_httpserver::{HttpHeaders, HttpServer, ResponseStartLine, Version};
+use whirl_httpserver::{HttpHeaders, HttpServer, ResponseStartLine};
 use whirl_ioloop::IoLoop;
 
 /// Command line.
@@ -55,13 +55,9 @@ fn main() -> io::Result<()> {
             ("text/plain", HELLO.as_bytes().to_vec())
         };
         let mut headers = HttpHeaders::new();
-        headers.insert("Content-Type", content_type);
-        headers.insert("Content-Length", body.len().to_string());
-        let status = ResponseStartLine {
-            version: Version::Http11,
-            code: 200,
-            reason: "OK".to_string(),
-        };
+        headers.add("Content-Type", content_type);
+        headers.add("Content-Length", body.len().to_string());
+        let status = ResponseStartLine::new(200);
         if connection.write_headers(&status, &headers).is_ok() {
             let _ = connection.write(body);
             let _ = connection.finish();
