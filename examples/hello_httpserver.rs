@@ -23,8 +23,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use whirl::httpserver::{
-    serve_threads, Http1Connection, Http1ConnectionParams, HttpHeaders, HttpServer,
-    ResponseStartLine, ShutdownSignals, Version, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT,
+    serve_threads, Decimal, Http1Connection, Http1ConnectionParams, HttpHeaders, HttpServer,
+    ResponseStartLine, ShutdownSignals, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT,
     DEFAULT_MAX_BODY_SIZE,
 };
 use whirl::ioloop::IoLoop;
@@ -119,12 +119,9 @@ fn hello(delay: Duration) -> HttpServer {
 fn answer(connection: &Http1Connection) {
     let mut headers = HttpHeaders::new();
     headers.insert("Content-Type", "text/plain");
-    headers.insert("Content-Length", BODY.len().to_string());
-    let status = ResponseStartLine {
-        version: Version::Http11,
-        code: 200,
-        reason: "OK".to_string(),
-    };
+    headers.insert("Content-Length", Decimal::from(BODY.len()));
+    let status = ResponseStartLine::new(200); // 200 OK
+
     if connection.write_headers(&status, &headers).is_ok() {
         let _ = connection.write(BODY);
         let _ = connection.finish();

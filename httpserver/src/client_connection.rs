@@ -23,7 +23,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
 
-use whirl_iostream::{CloseReason, IoStream, StreamError, WriteFuture};
+use whirl_iostream::{CloseReason, IoStream, StreamError, WriteBuf, WriteFuture};
 
 use crate::body::{BodyError, Decoder, Encoder, Framing};
 use crate::connection::{
@@ -490,7 +490,8 @@ impl Http1ClientConnection {
     }
 
     /// Writes a piece of the request body, framed as the headers decided.
-    /// Tornado: `HTTP1Connection.write`.
+    /// Tornado: `HTTP1Connection.write`. Owned or static bytes, moved into
+    /// the stream's queue without a copy (as [`Http1Connection::write`]).
     ///
     /// # Errors
     ///
@@ -499,7 +500,7 @@ impl Http1ClientConnection {
     /// [`HttpOutputError::Framing`] if the piece goes past the declared
     /// `Content-Length`, or is not empty on a request without a body (the
     /// connection is aborted rather than send mis-framed bytes).
-    pub fn write(&self, chunk: impl Into<Vec<u8>>) -> Result<WriteFuture, HttpOutputError> {
+    pub fn write(&self, chunk: impl Into<WriteBuf>) -> Result<WriteFuture, HttpOutputError> {
         let chunk = chunk.into();
         let mut request = self.inner.request.borrow_mut();
         let Some(request_state) = request.as_mut() else {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use whirl_ioloop::locks::Event;
 use whirl_ioloop::{sleep_until, with_timeout, Sleep};
-use whirl_iostream::{CloseReason, IoStream, StreamError, WriteFuture};
+use whirl_iostream::{CloseReason, IoStream, StreamError, WriteBuf, WriteFuture};
 
 use crate::body::{BodyError, Decoder, Encoder, Framing};
 use crate::date::append_date_header;
@@ -782,12 +782,16 @@ impl Http1Connection {
     /// Writes a piece of the response body, framed as the headers decided.
     /// Tornado: `HTTP1Connection.write`.
     ///
+    /// The piece is moved into the stream's queue, never copied: a `Vec`,
+    /// a `String`, or static bytes (`&'static str`, `&'static [u8]`, which
+    /// cost no allocation at all); copy a borrowed slice with `.to_vec()`.
+    ///
     /// # Errors
     ///
     /// [`HttpOutputError::HeadersNotWritten`]; [`HttpOutputError::Framing`]
     /// if the piece goes past the declared `Content-Length` (the connection
     /// is aborted); `Closed`.
-    pub fn write(&self, chunk: impl Into<Vec<u8>>) -> Result<WriteFuture, HttpOutputError> {
+    pub fn write(&self, chunk: impl Into<WriteBuf>) -> Result<WriteFuture, HttpOutputError> {
         let chunk = chunk.into();
         let mut response = self.inner.response.borrow_mut();
         let no_body = response.no_body;

@@ -447,6 +447,70 @@ impl PartialEq for HttpHeaders {
 
 impl Eq for HttpHeaders {}
 
+/// A number as header text, formatted on the stack, so that
+/// `headers.insert("Content-Length", Decimal::from(n))` costs no allocation
+/// (`n.to_string()` would cost one per response).
+///
+/// ```
+/// use whirl_httpserver::{Decimal, HttpHeaders};
+///
+/// let mut h = HttpHeaders::new();
+/// h.insert("Content-Length", Decimal::from(1234_usize));
+/// assert_eq!(h.get("content-length"), Some("1234"));
+/// assert_eq!(Decimal::from(u64::MAX).as_ref(), u64::MAX.to_string());
+/// ```
+#[derive(Clone, Copy)]
+pub struct Decimal {
+    /// The digits, right-aligned.
+    digits: [u8; 20],
+    /// Where the first digit is.
+    start: u8,
+}
+
+impl From<u64> for Decimal {
+    fn from(mut n: u64) -> Decimal {
+        let mut digits = [b'0'; 20];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        Decimal {
+            digits,
+            start: start as u8,
+        }
+    }
+}
+
+impl From<usize> for Decimal {
+    fn from(n: usize) -> Decimal {
+        Decimal::from(n as u64)
+    }
+}
+
+impl AsRef<str> for Decimal {
+    fn as_ref(&self) -> &str {
+        // Only ASCII digits were written.
+        std::str::from_utf8(&self.digits[usize::from(self.start)..]).unwrap_or("0")
+    }
+}
+
+impl fmt::Display for Decimal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_ref())
+    }
+}
+
+impl fmt::Debug for Decimal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_ref())
+    }
+}
+
 /// Trims optional whitespace (spaces and tabs) at both ends.
 fn trim_ows(mut s: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = s {

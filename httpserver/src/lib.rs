@@ -45,7 +45,7 @@ pub use gzip_delegate::GzipMessageDelegate;
 pub use head::{
     parse_request_head, parse_response_head, HeadLimits, ParseError, RequestHead, ResponseHead,
 };
-pub use headers::{is_valid_header_name, is_valid_header_value, HeaderError, HttpHeaders};
+pub use headers::{is_valid_header_name, is_valid_header_value, Decimal, HeaderError, HttpHeaders};
 pub use httputil::{
     format_timestamp, format_unix_timestamp, parse_body_arguments, parse_cookie, parse_http_date,
     parse_multipart_form_data, parse_qs, parse_qs_bytes, parse_qsl_bytes, url_concat, Arguments,

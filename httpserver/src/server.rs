@@ -14,9 +14,9 @@ use crate::connection::{Http1Connection, Http1ConnectionParams};
 use crate::delegate::{Flow, HttpMessageDelegate, HttpServerConnectionDelegate, StartLine};
 use crate::gzip_delegate::GzipMessageDelegate;
 use crate::head::RequestHead;
-use crate::headers::HttpHeaders;
+use crate::headers::{Decimal, HttpHeaders};
 use crate::request::HttpServerRequest;
-use crate::start_line::{reason_phrase, ResponseStartLine, Version};
+use crate::start_line::{reason_phrase, ResponseStartLine};
 use crate::xheaders::XHeadersDelegate;
 
 /// Default most connections served at once: unlimited (`usize::MAX`), as in
@@ -364,13 +364,9 @@ impl BufferedRequest {
             format!("<html><title>{code}: {reason}</title><body>{code}: {reason}</body></html>");
         let mut headers = HttpHeaders::new();
         headers.insert("Content-Type", "text/html; charset=UTF-8");
-        headers.insert("Content-Length", body.len().to_string());
+        headers.insert("Content-Length", Decimal::from(body.len()));
         headers.insert("Connection", "close");
-        let status = ResponseStartLine {
-            version: Version::Http11,
-            code,
-            reason: reason.to_string(),
-        };
+        let status = ResponseStartLine::new(code);
         if self.connection.write_headers(&status, &headers).is_ok() {
             let _ = self.connection.write(body);
             let _ = self.connection.finish();

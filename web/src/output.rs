@@ -7,7 +7,7 @@ use std::io::Write;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use sha1::{Digest, Sha1};
-use whirl_httpserver::{ResponseStartLine, Version};
+use whirl_httpserver::{Decimal, ResponseStartLine, Version};
 use whirl_iostream::WriteFuture;
 
 use crate::context::Context;
@@ -88,12 +88,13 @@ impl Context {
             // Step 3. A finished body has a known length.
             if finishing && !bodiless && !self.headers.contains("Content-Length") {
                 self.headers
-                    .insert("Content-Length", chunk.len().to_string());
+                    .insert("Content-Length", Decimal::from(chunk.len()));
             }
+            // No copy of a standard reason: an empty one means it.
             let start_line = ResponseStartLine {
                 version: Version::Http11,
                 code: self.status,
-                reason: self.reason().to_string(),
+                reason: self.reason.clone().unwrap_or_default(),
             };
             last = Some(connection.write_headers(&start_line, &self.headers)?);
             self.output.headers_written = true;
@@ -121,14 +122,14 @@ impl Context {
         if !self.headers.contains("Etag") {
             const HEX: &[u8; 16] = b"0123456789abcdef";
             let digest = Sha1::digest(body);
-            let mut tag = String::with_capacity(42);
-            tag.push('"');
-            for byte in digest {
-                tag.push(char::from(HEX[usize::from(byte >> 4)]));
-                tag.push(char::from(HEX[usize::from(byte & 0xf)]));
+            let mut tag = [b'"'; 42];
+            for (i, byte) in digest.into_iter().enumerate() {
+                tag[1 + 2 * i] = HEX[usize::from(byte >> 4)];
+                tag[2 + 2 * i] = HEX[usize::from(byte & 0xf)];
             }
-            tag.push('"');
-            self.headers.insert("Etag", tag);
+            // Hex digits between quotes: always text.
+            self.headers
+                .insert("Etag", std::str::from_utf8(&tag).unwrap_or("\"\""));
         }
         let matches = match (
             self.request.headers.get("If-None-Match"),

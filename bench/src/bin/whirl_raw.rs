@@ -13,8 +13,9 @@ use std::io;
 
 use clap::Parser;
 use serde::Serialize;
-use whirl_httpserver::{HttpHeaders, HttpServer, ResponseStartLine};
+use whirl_httpserver::{Decimal, HttpHeaders, HttpServer, ResponseStartLine};
 use whirl_ioloop::IoLoop;
+use whirl_iostream::WriteBuf;
 
 /// Command line.
 #[derive(Parser, Debug)]
@@ -45,18 +46,18 @@ fn main() -> io::Result<()> {
     let args = Args::parse();
     let io_loop = IoLoop::new();
     let server = HttpServer::from_fn(|request, connection| {
-        let (content_type, body) = if request.path == "/json" {
+        let (content_type, body): (_, WriteBuf) = if request.path == "/json" {
             let message = Message { message: HELLO };
             match serde_json::to_vec(&message) {
-                Ok(json) => ("application/json", json),
+                Ok(json) => ("application/json", json.into()),
                 Err(_) => return,
             }
         } else {
-            ("text/plain", HELLO.as_bytes().to_vec())
+            ("text/plain", HELLO.into()) // static: no copy
         };
         let mut headers = HttpHeaders::new();
         headers.add("Content-Type", content_type);
-        headers.add("Content-Length", body.len().to_string());
+        headers.add("Content-Length", Decimal::from(body.len()));
         let status = ResponseStartLine::new(200);
         if connection.write_headers(&status, &headers).is_ok() {
             let _ = connection.write(body);
