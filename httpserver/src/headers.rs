@@ -69,7 +69,7 @@ pub(crate) fn is_token_byte(b: u8) -> bool {
 
 /// Whether `name` is a valid field name.
 pub fn is_valid_header_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(is_token_byte)
+    !name.is_empty() && name.bytes().fold(true, |ok, b| ok & is_token_byte(b))
 }
 
 /// Whether `b` may appear in a field value: anything but a control
@@ -81,7 +81,13 @@ fn is_value_byte(b: u8) -> bool {
 /// Whether `value` is a valid field value: no control character but
 /// horizontal tab (so no CR/LF header injection).
 pub fn is_valid_header_value(value: &str) -> bool {
-    value.bytes().all(is_value_byte)
+    all_value_bytes(value.as_bytes())
+}
+
+/// Whether every byte may appear in a field value. A fold without early
+/// exit, so the compiler checks many bytes per instruction.
+fn all_value_bytes(bytes: &[u8]) -> bool {
+    bytes.iter().fold(true, |ok, &b| ok & is_value_byte(b))
 }
 
 /// Header fields of a request or response.
@@ -186,7 +192,7 @@ impl HttpHeaders {
             return Err(HeaderError::InvalidName);
         }
         let value = trim_ows(value);
-        if !value.iter().all(|&b| is_value_byte(b)) {
+        if !all_value_bytes(value) {
             return Err(HeaderError::InvalidValue);
         }
         // Names are ASCII tokens; values are Latin-1, one char per byte
@@ -239,6 +245,14 @@ impl HttpHeaders {
         &self.text[field.start as usize..field.value as usize]
     }
 
+    /// Whether a field is named `name` (lengths compared first: most
+    /// fields are told apart without reading their text).
+    fn is_named(&self, field: &Field, name: &str) -> bool {
+        (field.value - field.start) as usize == name.len()
+            && self.text.as_bytes()[field.start as usize..field.value as usize]
+                .eq_ignore_ascii_case(name.as_bytes())
+    }
+
     /// A field's value.
     fn value_of(&self, field: &Field) -> &str {
         &self.text[field.value as usize..field.end as usize]
@@ -248,7 +262,7 @@ impl HttpHeaders {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.fields
             .iter()
-            .find(|f| self.name_of(f).eq_ignore_ascii_case(name))
+            .find(|f| self.is_named(f, name))
             .map(|f| self.value_of(f))
     }
 
@@ -256,7 +270,7 @@ impl HttpHeaders {
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.fields
             .iter()
-            .filter(move |f| self.name_of(f).eq_ignore_ascii_case(name))
+            .filter(move |f| self.is_named(f, name))
             .map(|f| self.value_of(f))
     }
 
@@ -331,11 +345,7 @@ impl HttpHeaders {
             is_valid_header_value(value),
             "invalid header value for {name}"
         );
-        let Some(at) = self
-            .fields
-            .iter()
-            .position(|f| self.name_of(f).eq_ignore_ascii_case(name))
-        else {
+        let Some(at) = self.fields.iter().position(|f| self.is_named(f, name)) else {
             self.push(name, value);
             return;
         };
@@ -374,7 +384,7 @@ impl HttpHeaders {
         }
         let mut i = at + 1;
         while i < self.fields.len() {
-            if self.name_of(&self.fields[i]).eq_ignore_ascii_case(name) {
+            if self.is_named(&self.fields[i], name) {
                 let gone = self.fields.remove(i);
                 self.live -= (gone.end - gone.start) as usize;
             } else {

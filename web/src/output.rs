@@ -24,7 +24,7 @@ pub(crate) struct Output {
     /// Whether the head went out.
     headers_written: bool,
     /// The compressor, when the body is sent gzipped.
-    gzip: Option<GzEncoder<Vec<u8>>>,
+    gzip: Option<Box<GzEncoder<Vec<u8>>>>,
 }
 
 impl Output {
@@ -182,7 +182,7 @@ impl Context {
         if gzipping {
             self.headers.insert("Content-Encoding", "gzip");
             self.headers.remove("Content-Length");
-            self.output.gzip = Some(GzEncoder::new(Vec::new(), Compression::new(6)));
+            self.output.gzip = Some(Box::new(GzEncoder::new(Vec::new(), Compression::new(6))));
         }
     }
 }

@@ -49,7 +49,7 @@ struct Job {
 #[derive(Default)]
 struct State {
     /// The handler, when not lent to a running step.
-    job: Option<Job>,
+    job: Option<Box<Job>>,
     /// The buffered body (non-streaming handlers).
     body: Vec<u8>,
 }
@@ -168,7 +168,7 @@ impl HttpMessageDelegate for Exchange {
         };
         let job = self.start(start_line, headers);
         let streaming = job.streaming;
-        self.state.borrow_mut().job = Some(job);
+        self.state.borrow_mut().job = Some(Box::new(job));
         if !streaming {
             return None;
         }
