@@ -395,7 +395,12 @@ impl Http1Connection {
     pub async fn serve(self, delegate: Rc<dyn HttpServerConnectionDelegate>) {
         let mut served = 0usize;
         let mut idle_timer = None;
-        while self.serve_one(&*delegate, served, &mut idle_timer).await {
+        // Between requests this future holds only the wait; the request's
+        // own, larger state is boxed while it is served, so an idle
+        // connection costs little memory.
+        while (served == 0 || self.wait_for_request(&mut idle_timer).await)
+            && Box::pin(self.serve_one(&*delegate, served)).await
+        {
             served += 1;
         }
         drop(idle_timer);
@@ -403,38 +408,41 @@ impl Http1Connection {
         self.close_when_flushed().await;
     }
 
-    /// Serves one request; returns whether to go on with another.
-    async fn serve_one(
-        &self,
-        delegate: &dyn HttpServerConnectionDelegate,
-        served: usize,
-        idle_timer: &mut Option<Sleep>,
-    ) -> bool {
-        let params = self.inner.params;
+    /// Waits for the next request on a kept-alive connection, first letting
+    /// a client that does not read its answers catch up; false when the
+    /// connection is to end (closing, the idle timeout, the peer left).
+    async fn wait_for_request(&self, idle_timer: &mut Option<Sleep>) -> bool {
         let stream = &self.inner.stream;
-
-        // Step 1. Wait for the next request (kept-alive connections only),
-        // first letting a client that does not read catch up.
         if self.inner.closing.get() {
             return false;
         }
-        if served > 0 && stream.write_buffer_size() > WRITE_HIGH_WATER {
+        if stream.write_buffer_size() > WRITE_HIGH_WATER {
             let _ = stream.write(Vec::new()).await;
+        }
+        let any_byte =
+            |buf: &[u8]| -> Result<_, StreamError> { Ok((!buf.is_empty()).then_some(((), 0))) };
+        if stream.try_read_parsed(any_byte).is_some() {
+            return true; // pipelined: the next request is here already
+        }
+        let deadline = Instant::now().checked_add(self.inner.params.idle_connection_timeout);
+        matches!(
+            wait_until(idle_timer, deadline, stream.read_parsed(any_byte)).await,
+            Some(Ok(()))
+        )
+    }
+
+    /// Serves one request; returns whether to go on with another.
+    async fn serve_one(&self, delegate: &dyn HttpServerConnectionDelegate, served: usize) -> bool {
+        let params = self.inner.params;
+        let stream = &self.inner.stream;
+
+        // Step 1. The head, if it is here whole (the wait for a kept-alive
+        // connection's next request is `wait_for_request`).
+        if self.inner.closing.get() {
+            return false;
         }
         let limits = params.head_limits;
         let buffered = stream.try_read_parsed(|buf| parse_request_head(buf, &limits));
-        if served > 0 && buffered.is_none() {
-            let first_byte = stream.read_parsed(|buf| -> Result<_, StreamError> {
-                Ok((!buf.is_empty()).then_some(((), 0)))
-            });
-            let deadline = Instant::now().checked_add(params.idle_connection_timeout);
-            if !matches!(
-                wait_until(idle_timer, deadline, first_byte).await,
-                Some(Ok(()))
-            ) {
-                return false;
-            }
-        }
 
         // Step 2. The head — at once if it is already buffered, else under
         // one deadline that trickled bytes never reset.
@@ -442,18 +450,12 @@ impl Http1Connection {
             match buffered {
                 Some(parsed) => parsed.map_err(ReadError::Head),
                 None => {
-                    // The idle wait may have buffered the whole head.
-                    match stream.try_read_parsed(|buf| parse_request_head(buf, &limits)) {
-                        Some(parsed) => parsed.map_err(ReadError::Head),
-                        None => {
-                            let read = stream.read_parsed(|buf| {
-                                parse_request_head(buf, &limits).map_err(ReadError::Head)
-                            });
-                            match with_timeout(params.header_timeout, read).await {
-                                Ok(result) => result,
-                                Err(_) => Err(ReadError::TimedOut),
-                            }
-                        }
+                    let read = stream.read_parsed(|buf| {
+                        parse_request_head(buf, &limits).map_err(ReadError::Head)
+                    });
+                    match with_timeout(params.header_timeout, read).await {
+                        Ok(result) => result,
+                        Err(_) => Err(ReadError::TimedOut),
                     }
                 }
             }
@@ -552,8 +554,15 @@ impl Http1Connection {
             }
         }
 
-        // Step 6. The body, piece by piece.
-        match self.read_body(framing, max_body, &mut *message).await {
+        // Step 6. The body, piece by piece. Its reader is boxed, and only
+        // made for a request that has a body: inline it would make every
+        // connection's future larger for as long as it lives, idle or not.
+        let body = if framing == Framing::Empty {
+            Ok(())
+        } else {
+            Box::pin(self.read_body(framing, max_body, &mut *message)).await
+        };
+        match body {
             Ok(()) => {
                 if let Some(flow) = message.finish_flow() {
                     self.run_until_answered(flow).await;
