@@ -120,6 +120,12 @@ pub struct HttpHeaders {
     fields: Vec<Field>,
     /// Bytes of `text` still used by a field.
     live: usize,
+    /// Bit `n % 64` set when a field whose name is `n` bytes long may be
+    /// present: most lookups are for fields a message does not have
+    /// (`Transfer-Encoding`, `Expect`, `Date`…), and this answers them
+    /// without a scan. Never cleared by a removal (a stale bit only costs
+    /// the scan).
+    name_lengths: u64,
 }
 
 /// One field: its name at `text[start..value]`, its value at
@@ -134,8 +140,13 @@ struct Field {
     end: u32,
 }
 
+/// The bit of [`HttpHeaders::name_lengths`] for a name `len` bytes long.
+fn length_bit(len: usize) -> u64 {
+    1 << (len % 64)
+}
+
 /// Room for the first field's text: enough for a typical response head.
-const FIRST_TEXT: usize = 128;
+const FIRST_TEXT: usize = 256;
 /// Room for the first fields.
 const FIRST_FIELDS: usize = 8;
 
@@ -151,6 +162,7 @@ impl HttpHeaders {
             text: String::with_capacity(n * 24),
             fields: Vec::with_capacity(n),
             live: 0,
+            name_lengths: 0,
         }
     }
 
@@ -228,6 +240,7 @@ impl HttpHeaders {
             end: offset(end),
         });
         self.live += end - start;
+        self.name_lengths |= length_bit(middle - start);
     }
 
     /// Appends a field already checked.
@@ -258,8 +271,16 @@ impl HttpHeaders {
         &self.text[field.value as usize..field.end as usize]
     }
 
+    /// Whether a field named `name` may be present (false: surely not).
+    fn may_have(&self, name: &str) -> bool {
+        self.name_lengths & length_bit(name.len()) != 0
+    }
+
     /// The first value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
+        if !self.may_have(name) {
+            return None;
+        }
         self.fields
             .iter()
             .find(|f| self.is_named(f, name))
@@ -268,7 +289,12 @@ impl HttpHeaders {
 
     /// Every value of `name`, in order. Tornado: `get_list`.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.fields
+        let fields = if self.may_have(name) {
+            &self.fields[..]
+        } else {
+            &[]
+        };
+        fields
             .iter()
             .filter(move |f| self.is_named(f, name))
             .map(|f| self.value_of(f))
@@ -345,43 +371,30 @@ impl HttpHeaders {
             is_valid_header_value(value),
             "invalid header value for {name}"
         );
-        let Some(at) = self.fields.iter().position(|f| self.is_named(f, name)) else {
+        let found = if self.may_have(name) {
+            self.fields.iter().position(|f| self.is_named(f, name))
+        } else {
+            None
+        };
+        let Some(at) = found else {
             self.push(name, value);
             return;
         };
-        // The first occurrence takes the new value (in place when it fits),
-        // later ones go.
+        // The first occurrence takes the new value, its text appended (the
+        // old text is left as garbage until a compaction: no bytes move).
         let old = self.fields[at];
-        let old_len = (old.end - old.value) as usize;
-        if value.len() <= old_len {
-            let (from, to) = (old.value as usize, old.value as usize + value.len());
-            self.text.replace_range(from..old.end as usize, value);
-            // `replace_range` moved the rest of the text: shift every later
-            // offset by the difference.
-            let shrink = (old_len - value.len()) as u32;
-            for f in &mut self.fields {
-                if f.start > old.start {
-                    f.start -= shrink;
-                    f.value -= shrink;
-                    f.end -= shrink;
-                }
-            }
-            self.fields[at].end = to as u32;
-            self.live -= old_len - value.len();
-        } else {
-            let start = self.text.len();
-            self.text.push_str(name);
-            let middle = self.text.len();
-            self.text.push_str(value);
-            let offset = |at: usize| u32::try_from(at).expect("header text past 4 GiB");
-            self.fields[at] = Field {
-                start: offset(start),
-                value: offset(middle),
-                end: offset(self.text.len()),
-            };
-            self.live += self.text.len() - start;
-            self.live -= (old.end - old.start) as usize;
-        }
+        let start = self.text.len();
+        self.text.push_str(name);
+        let middle = self.text.len();
+        self.text.push_str(value);
+        let offset = |at: usize| u32::try_from(at).expect("header text past 4 GiB");
+        self.fields[at] = Field {
+            start: offset(start),
+            value: offset(middle),
+            end: offset(self.text.len()),
+        };
+        self.live += self.text.len() - start;
+        self.live -= (old.end - old.start) as usize;
         let mut i = at + 1;
         while i < self.fields.len() {
             if self.is_named(&self.fields[i], name) {
@@ -609,13 +622,13 @@ mod tests {
         h.add("B", "two");
         h.add("C", "3");
         h.add("b", "four");
-        // Shorter: in place, later fields shift.
+        // Shorter or longer, the field keeps its place.
         h.insert("B", "2");
         assert_eq!(
             h.iter().collect::<Vec<_>>(),
             [("A", "1"), ("B", "2"), ("C", "3")]
         );
-        // Longer: moved to the end of the text, same position.
+
         h.insert("A", "a much longer value");
         h.add("D", "4");
         assert_eq!(
@@ -651,6 +664,24 @@ mod tests {
             other.add("D", "4");
             other
         });
+    }
+
+    #[test]
+    fn lookups_by_name_length_never_miss() {
+        let long = "X".repeat(68); // 68 % 64 == 4, as "Host"
+        let mut h = HttpHeaders::new();
+        h.add(&long, "1");
+        assert_eq!(h.get("Host"), None);
+        assert_eq!(h.get("Date"), None);
+        h.add("host", "a");
+        assert_eq!(h.get("HOST"), Some("a"));
+        assert_eq!(h.get(&long), Some("1"));
+        assert!(h.remove("Host"));
+        assert_eq!(h.get("host"), None);
+        h.insert("Host", "b");
+        assert_eq!(h.get_all("host").collect::<Vec<_>>(), ["b"]);
+        assert_eq!(h.get("Content-Length"), None);
+        assert_eq!(h.get_all("Content-Length").count(), 0);
     }
 
     #[test]
