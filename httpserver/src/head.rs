@@ -168,13 +168,22 @@ pub fn parse_response_head(
     buf: &[u8],
     limits: &HeadLimits,
 ) -> Result<Option<(ResponseHead, usize)>, ParseError> {
-    let mut storage = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut resp = httparse::Response::new(&mut storage);
+    // Header slots on the stack, as for requests (a slot Vec per response
+    // cost a 3 KiB allocation and memset).
+    let mut on_stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_HEADERS];
+    let mut on_heap = Vec::new();
+    let slots = if limits.max_headers <= STACK_HEADERS {
+        &mut on_stack[..limits.max_headers]
+    } else {
+        on_heap.resize_with(limits.max_headers, MaybeUninit::uninit);
+        &mut on_heap[..]
+    };
+    let mut resp = httparse::Response::new(&mut []);
     // Servers still fold headers; a client tolerates it (Tornado does).
     let parsed = httparse::ParserConfig::default()
         .allow_obsolete_multiline_headers_in_responses(true)
         .allow_spaces_after_header_name_in_responses(true)
-        .parse_response(&mut resp, buf);
+        .parse_response_with_uninit_headers(&mut resp, buf, slots);
     let consumed = match parsed {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => {
@@ -198,24 +207,32 @@ pub fn parse_response_head(
     let (Some(code), Some(minor)) = (resp.code, resp.version) else {
         return Err(ParseError::BadStartLine);
     };
-    // Unfold: httparse keeps the CRLF and leading whitespace inside the value.
-    let mut headers = HttpHeaders::new();
+    let mut headers = HttpHeaders::with_capacity(resp.headers.len());
+    let mut unfolded = String::new();
     for h in resp.headers.iter() {
-        let value: String = h
-            .value
-            .split(|&b| b == b'\r' || b == b'\n')
-            .map(|part| {
-                part.iter()
-                    .map(|&b| b as char)
-                    .collect::<String>()
-                    .trim()
-                    .to_string()
-            })
-            .filter(|part| !part.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
+        if !h.value.contains(&b'\n') {
+            // The usual case: one line, added as a request's field is
+            // (Latin-1, trimmed, checked).
+            headers
+                .add_raw(h.name.as_bytes(), h.value)
+                .map_err(ParseError::BadHeader)?;
+            continue;
+        }
+        // Unfold: httparse keeps the CRLF and leading whitespace of a folded
+        // value inside it; its lines join with one space.
+        unfolded.clear();
+        for part in h.value.split(|&b| b == b'\r' || b == b'\n') {
+            let part: String = part.iter().map(|&b| b as char).collect();
+            let part = part.trim();
+            if !part.is_empty() {
+                if !unfolded.is_empty() {
+                    unfolded.push(' ');
+                }
+                unfolded.push_str(part);
+            }
+        }
         headers
-            .try_add(h.name, value)
+            .try_add(h.name, &unfolded)
             .map_err(ParseError::BadHeader)?;
     }
     let start_line = ResponseStartLine {
