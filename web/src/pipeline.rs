@@ -280,7 +280,15 @@ async fn execute(job: &mut Job, body: Vec<u8>) {
         }
     }
     if !job.done {
-        let method = job.cx.request.method.clone();
+        // The method outlives the borrow of the context: a known one (any
+        // method that got this far) as a static string, so no copy.
+        let method: std::borrow::Cow<'static, str> = match KNOWN_METHODS
+            .iter()
+            .find(|known| **known == job.cx.request.method)
+        {
+            Some(known) => (*known).into(),
+            None => job.cx.request.method.clone().into(),
+        };
         let connection = job.cx.connection.clone();
         let finished = job.cx.finish_flag.clone();
         let verb = guarded(job.handler.call(&method, &mut job.cx));
@@ -318,11 +326,13 @@ async fn until_abandoned<F: Future + Unpin>(
     connection: &Http1Connection,
     finished: &Rc<Cell<bool>>,
 ) -> Option<F::Output> {
-    let mut closed = Box::pin(connection.closed());
+    // Made only once the verb waits: most answer on their first poll.
+    let mut closed = None;
     std::future::poll_fn(move |task| {
         if let Poll::Ready(output) = Pin::new(&mut verb).poll(task) {
             return Poll::Ready(Some(output));
         }
+        let closed = closed.get_or_insert_with(|| Box::pin(connection.closed()));
         if !finished.get() && closed.as_mut().poll(task).is_ready() {
             return Poll::Ready(None);
         }
