@@ -182,6 +182,10 @@ impl Response {
         );
         method.clear();
         target.clear();
+        if target.capacity() > 256 {
+            // A long target once need not be held by an idle connection.
+            target = String::new();
+        }
         *self = Response {
             method,
             target,
@@ -898,8 +902,6 @@ impl Http1Connection {
     }
 }
 
-/// 400 for a request with two `Host` headers or an invalid one, or an
-/// HTTP/1.1 request without one (RFC 9112 §3.2).
 /// Awaits `work` until `deadline` (`None`: no deadline); `None` if the
 /// deadline came first.
 ///
@@ -951,6 +953,8 @@ fn access_log_level() -> Option<log::Level> {
         .find(|&level| log::log_enabled!(target: "whirl::access", level))
 }
 
+/// 400 for a request with two `Host` headers or an invalid one, or an
+/// HTTP/1.1 request without one (RFC 9112 §3.2).
 fn host_error(head: &crate::head::RequestHead) -> Option<u16> {
     let mut hosts = head.headers.get_all("Host");
     let first = hosts.next();

@@ -223,7 +223,7 @@ pub fn parse_response_head(
         unfolded.clear();
         for part in h.value.split(|&b| b == b'\r' || b == b'\n') {
             let part: String = part.iter().map(|&b| b as char).collect();
-            let part = part.trim();
+            let part = part.trim_matches([' ', '\t']);
             if !part.is_empty() {
                 if !unfolded.is_empty() {
                     unfolded.push(' ');

@@ -128,16 +128,31 @@ pub struct HttpHeaders {
     name_lengths: u64,
 }
 
-/// One field: its name at `text[start..value]`, its value at
-/// `text[value..end]`.
+/// One field: its name at `text[start..name_end]`, its value at
+/// `text[value..end]` (right after the name, until a replacement appends
+/// a new value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Field {
     /// Where the name starts.
     start: u32,
-    /// Where the name ends and the value starts.
+    /// Where the name ends.
+    name_end: u32,
+    /// Where the value starts.
     value: u32,
     /// Where the value ends.
     end: u32,
+}
+
+impl Field {
+    /// Bytes of text the field uses.
+    fn size(&self) -> usize {
+        (self.name_end - self.start + self.end - self.value) as usize
+    }
+}
+
+/// A text offset as stored in a [`Field`].
+fn offset(at: usize) -> u32 {
+    u32::try_from(at).expect("header text past 4 GiB")
 }
 
 /// The bit of [`HttpHeaders::name_lengths`] for a name `len` bytes long.
@@ -233,9 +248,9 @@ impl HttpHeaders {
     /// runs from `middle` to the end of the text.
     fn push_field(&mut self, start: usize, middle: usize) {
         let end = self.text.len();
-        let offset = |at: usize| u32::try_from(at).expect("header text past 4 GiB");
         self.fields.push(Field {
             start: offset(start),
+            name_end: offset(middle),
             value: offset(middle),
             end: offset(end),
         });
@@ -255,14 +270,14 @@ impl HttpHeaders {
 
     /// A field's name.
     fn name_of(&self, field: &Field) -> &str {
-        &self.text[field.start as usize..field.value as usize]
+        &self.text[field.start as usize..field.name_end as usize]
     }
 
     /// Whether a field is named `name` (lengths compared first: most
     /// fields are told apart without reading their text).
     fn is_named(&self, field: &Field, name: &str) -> bool {
-        (field.value - field.start) as usize == name.len()
-            && self.text.as_bytes()[field.start as usize..field.value as usize]
+        (field.name_end - field.start) as usize == name.len()
+            && self.text.as_bytes()[field.start as usize..field.name_end as usize]
                 .eq_ignore_ascii_case(name.as_bytes())
     }
 
@@ -380,26 +395,21 @@ impl HttpHeaders {
             self.push(name, value);
             return;
         };
-        // The first occurrence takes the new value, its text appended (the
-        // old text is left as garbage until a compaction: no bytes move).
+        // The first occurrence keeps its name as first written and takes the
+        // new value, appended (the old value is left as garbage until a
+        // compaction: no bytes move).
         let old = self.fields[at];
         let start = self.text.len();
-        self.text.push_str(name);
-        let middle = self.text.len();
         self.text.push_str(value);
-        let offset = |at: usize| u32::try_from(at).expect("header text past 4 GiB");
-        self.fields[at] = Field {
-            start: offset(start),
-            value: offset(middle),
-            end: offset(self.text.len()),
-        };
-        self.live += self.text.len() - start;
-        self.live -= (old.end - old.start) as usize;
+        self.fields[at].value = offset(start);
+        self.fields[at].end = offset(self.text.len());
+        self.live += value.len();
+        self.live -= (old.end - old.value) as usize;
         let mut i = at + 1;
         while i < self.fields.len() {
             if self.is_named(&self.fields[i], name) {
                 let gone = self.fields.remove(i);
-                self.live -= (gone.end - gone.start) as usize;
+                self.live -= gone.size();
             } else {
                 i += 1;
             }
@@ -413,9 +423,9 @@ impl HttpHeaders {
         let mut gone = 0;
         let text = &self.text;
         self.fields.retain(|f| {
-            let keep = !text[f.start as usize..f.value as usize].eq_ignore_ascii_case(name);
+            let keep = !text[f.start as usize..f.name_end as usize].eq_ignore_ascii_case(name);
             if !keep {
-                gone += (f.end - f.start) as usize;
+                gone += f.size();
             }
             keep
         });
@@ -432,12 +442,15 @@ impl HttpHeaders {
         }
         let mut text = String::with_capacity(self.live);
         for f in &mut self.fields {
-            let start = text.len() as u32;
-            text.push_str(&self.text[f.start as usize..f.end as usize]);
+            let start = text.len();
+            text.push_str(&self.text[f.start as usize..f.name_end as usize]);
+            let middle = text.len();
+            text.push_str(&self.text[f.value as usize..f.end as usize]);
             *f = Field {
-                start,
-                value: start + (f.value - f.start),
-                end: text.len() as u32,
+                start: offset(start),
+                name_end: offset(middle),
+                value: offset(middle),
+                end: offset(text.len()),
             };
         }
         self.text = text;
@@ -622,14 +635,14 @@ mod tests {
         h.add("B", "two");
         h.add("C", "3");
         h.add("b", "four");
-        // Shorter or longer, the field keeps its place.
+        // Shorter or longer, the field keeps its place and its first name.
         h.insert("B", "2");
         assert_eq!(
             h.iter().collect::<Vec<_>>(),
             [("A", "1"), ("B", "2"), ("C", "3")]
         );
 
-        h.insert("A", "a much longer value");
+        h.insert("a", "a much longer value");
         h.add("D", "4");
         assert_eq!(
             h.iter().collect::<Vec<_>>(),

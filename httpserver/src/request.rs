@@ -230,11 +230,17 @@ impl HttpServerRequest {
     /// As [`parse_body`](Self::parse_body).
     pub fn parse_body_with(&mut self, config: &ParseBodyConfig) -> Result<(), FormError> {
         let content_type = self.headers.get("Content-Type").unwrap_or("");
-        // No body, no arguments (an empty multipart body is still refused).
+        // No body, no arguments — unless parsing would refuse it: an empty
+        // multipart body, or one in an encoding we cannot read.
         let multipart = content_type
+            .trim_start()
             .get(..10)
             .is_some_and(|p| p.eq_ignore_ascii_case("multipart/"));
-        if self.body.is_empty() && !multipart {
+        let encoded = self
+            .headers
+            .get("Content-Encoding")
+            .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"));
+        if self.body.is_empty() && !multipart && !encoded {
             return Ok(());
         }
         let form = parse_body_arguments(content_type, &self.body, Some(&self.headers), config)?;
@@ -635,6 +641,24 @@ mod tests {
         r.body = b"{\"a\": 1}".to_vec();
         r.parse_body().unwrap();
         assert!(r.arguments.is_empty());
+
+        // An empty body is refused as a full one is: empty multipart, an
+        // encoding we cannot read; otherwise it has no arguments.
+        let empty = |head: &str| {
+            let mut r = request(head).unwrap();
+            r.parse_body()
+        };
+        assert_eq!(
+            empty("POST / HTTP/1.1\r\nHost: h\r\nContent-Type: multipart/form-data; boundary=B\r\n\r\n")
+                .unwrap_err(),
+            FormError::BodyTooShort
+        );
+        assert!(matches!(
+            empty("POST / HTTP/1.1\r\nHost: h\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Encoding: br\r\n\r\n"),
+            Err(FormError::UnsupportedContentEncoding(_))
+        ));
+        empty("POST / HTTP/1.1\r\nHost: h\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Encoding: identity\r\n\r\n").unwrap();
+        empty("GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
     }
 
     #[test]

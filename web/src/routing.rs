@@ -331,7 +331,8 @@ fn reverse_pieces(pattern: &str) -> Option<Vec<Piece>> {
                 // An escaped literal (`\.`); a class such as `\d` has no
                 // single text.
                 let next = chars.next()?;
-                if next.is_ascii_alphanumeric() {
+                // `\<` and `\>` are word boundaries, not characters.
+                if next.is_ascii_alphanumeric() || matches!(next, '<' | '>') {
                     return None;
                 }
                 text.push(next);
@@ -403,6 +404,8 @@ mod tests {
             ("/a(b)?", false, "/a", true),
             ("/A", true, "/a", false),
             ("/(?i)a", false, "/A", true),
+            (r"/foo\>", false, "/foo", true),
+            (r"/foo\>", false, "/foo>", false),
         ];
         for &(pattern, literal, path, matches) in cases {
             let r = route(pattern);
