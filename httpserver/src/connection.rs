@@ -839,6 +839,11 @@ impl Http1Connection {
 
     /// Ends the response. Tornado: `HTTP1Connection.finish`.
     ///
+    /// Logs the response to the access log (target `whirl::access`: `info`
+    /// for 1xx–3xx, `warn` for 4xx, `error` for 5xx). Which of these levels
+    /// are on is read when the connection opens: a logger installed or a
+    /// level raised later applies to connections opened afterwards.
+    ///
     /// # Errors
     ///
     /// [`HttpOutputError::HeadersNotWritten`]; [`HttpOutputError::Framing`]
