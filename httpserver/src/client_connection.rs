@@ -491,7 +491,7 @@ impl Http1ClientConnection {
 
     /// Writes a piece of the request body, framed as the headers decided.
     /// Tornado: `HTTP1Connection.write`. Owned or static bytes, moved into
-    /// the stream's queue without a copy (as [`Http1Connection::write`]).
+    /// the stream's queue without a copy (as [`Http1Connection::write`](crate::Http1Connection::write)).
     ///
     /// # Errors
     ///
