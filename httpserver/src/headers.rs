@@ -41,11 +41,9 @@ fn push_latin1(text: &mut String, bytes: &[u8]) {
     }
 }
 
-/// Bytes allowed in a `token` (RFC 9110 §5.6.2), as a table: one load per
-/// byte instead of a chain of comparisons.
-static TOKEN: [bool; 256] = {
+/// A byte table: ASCII letters and digits, and the bytes of `extra`.
+pub(crate) const fn alnum_and(extra: &[u8]) -> [bool; 256] {
     let mut table = [false; 256];
-    let extra = b"!#$%&'*+-.^_`|~";
     let mut i = 0;
     while i < extra.len() {
         table[extra[i] as usize] = true;
@@ -53,14 +51,17 @@ static TOKEN: [bool; 256] = {
     }
     let mut b = 0;
     while b < 256 {
-        let c = b as u8;
-        if c.is_ascii_alphanumeric() {
+        if (b as u8).is_ascii_alphanumeric() {
             table[b] = true;
         }
         b += 1;
     }
     table
-};
+}
+
+/// Bytes allowed in a `token` (RFC 9110 §5.6.2), as a table: one load per
+/// byte instead of a chain of comparisons.
+static TOKEN: [bool; 256] = alnum_and(b"!#$%&'*+-.^_`|~");
 
 /// Whether `b` may appear in a `token` (RFC 9110 §5.6.2).
 pub(crate) fn is_token_byte(b: u8) -> bool {

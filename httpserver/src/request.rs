@@ -370,23 +370,7 @@ fn check_head(head: &RequestHead) -> Result<(String, String, String, Arguments),
 
 /// Bytes a host may hold besides `%XX` escapes: RFC 3986 host characters,
 /// with brackets and colons anywhere (as Tornado allows).
-static HOST_BYTE: [bool; 256] = {
-    let mut table = [false; 256];
-    let extra = b"-._~!$&'()*+,;=[]:";
-    let mut i = 0;
-    while i < extra.len() {
-        table[extra[i] as usize] = true;
-        i += 1;
-    }
-    let mut b = 0;
-    while b < 256 {
-        if (b as u8).is_ascii_alphanumeric() {
-            table[b] = true;
-        }
-        b += 1;
-    }
-    table
-};
+static HOST_BYTE: [bool; 256] = crate::headers::alnum_and(b"-._~!$&'()*+,;=[]:");
 
 /// Checks a host as Tornado does: RFC 3986 host characters (brackets and
 /// colons anywhere) with `%XX` escapes, then no comma.
