@@ -151,6 +151,15 @@ impl Field {
     }
 }
 
+/// Whether `field` (a field of `text`) is named `name`, case-insensitively
+/// (lengths compared first: most fields are told apart without reading
+/// their text).
+fn field_named(text: &str, field: &Field, name: &str) -> bool {
+    (field.name_end - field.start) as usize == name.len()
+        && text.as_bytes()[field.start as usize..field.name_end as usize]
+            .eq_ignore_ascii_case(name.as_bytes())
+}
+
 /// A text offset as stored in a [`Field`].
 fn offset(at: usize) -> u32 {
     u32::try_from(at).expect("header text past 4 GiB")
@@ -277,9 +286,7 @@ impl HttpHeaders {
     /// Whether a field is named `name` (lengths compared first: most
     /// fields are told apart without reading their text).
     fn is_named(&self, field: &Field, name: &str) -> bool {
-        (field.name_end - field.start) as usize == name.len()
-            && self.text.as_bytes()[field.start as usize..field.name_end as usize]
-                .eq_ignore_ascii_case(name.as_bytes())
+        field_named(&self.text, field, name)
     }
 
     /// A field's value.
@@ -420,11 +427,14 @@ impl HttpHeaders {
 
     /// Removes every value of `name`; returns whether there was one.
     pub fn remove(&mut self, name: &str) -> bool {
+        if !self.may_have(name) {
+            return false;
+        }
         let before = self.fields.len();
         let mut gone = 0;
         let text = &self.text;
         self.fields.retain(|f| {
-            let keep = !text[f.start as usize..f.name_end as usize].eq_ignore_ascii_case(name);
+            let keep = !field_named(text, f, name);
             if !keep {
                 gone += f.size();
             }
