@@ -23,7 +23,9 @@ use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
 
-use whirl_iostream::{CloseReason, IoStream, StreamError, WriteBuf, WriteFuture};
+use whirl_iostream::{
+    spare_write_buffer, CloseReason, IoStream, StreamError, WriteBuf, WriteFuture,
+};
 
 use crate::body::{BodyError, Decoder, Encoder, Framing};
 use crate::connection::{
@@ -466,7 +468,7 @@ impl Http1ClientConnection {
 
         // Step 4. The request line, the caller's headers and ours, in one
         // buffer.
-        let mut head = Vec::with_capacity(
+        let mut head = spare_write_buffer(
             start_line.method.len() + start_line.target.len() + 64 + headers.len() * 32,
         );
         head.extend_from_slice(start_line.method.as_bytes());

@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use whirl_ioloop::locks::Event;
 use whirl_ioloop::{sleep_until, with_timeout, Sleep};
-use whirl_iostream::{CloseReason, IoStream, StreamError, WriteBuf, WriteFuture};
+use whirl_iostream::{
+    spare_write_buffer, CloseReason, IoStream, StreamError, WriteBuf, WriteFuture,
+};
 
 use crate::body::{BodyError, Decoder, Encoder, Framing};
 use crate::date::append_date_header;
@@ -747,7 +749,7 @@ impl Http1Connection {
         response.encoder = Some(Encoder::new(framing));
 
         // Step 1. The status line and the caller's headers, in one buffer.
-        let mut head = Vec::with_capacity(128 + headers.len() * 32);
+        let mut head = spare_write_buffer(128 + headers.len() * 32);
         head.extend_from_slice(b"HTTP/1.1 ");
         if (100..1000).contains(&code) {
             head.extend_from_slice(&[

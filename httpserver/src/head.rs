@@ -8,6 +8,7 @@ use std::fmt;
 use std::mem::MaybeUninit;
 
 use crate::headers::HttpHeaders;
+use crate::spare::strings_from;
 use crate::start_line::{RequestStartLine, ResponseStartLine, Version};
 
 /// Default most bytes in a head (start line and headers): 64 KiB → 431.
@@ -154,9 +155,10 @@ pub fn parse_request_head(
         return Err(ParseError::UriTooLong);
     }
     let headers = to_headers(req.headers)?;
+    let [method, target] = strings_from([method, target]);
     let start_line = RequestStartLine {
-        method: method.to_string(),
-        target: target.to_string(),
+        method,
+        target,
         version: version(minor),
     };
     Ok(Some((

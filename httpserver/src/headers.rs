@@ -2,6 +2,7 @@
 //! fields (Tornado's `httputil.HTTPHeaders`).
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
 
 /// Why a header field could not be accepted.
@@ -98,6 +99,9 @@ fn all_value_bytes(bytes: &[u8]) -> bool {
 ///
 /// The text of every field lives in one buffer, so a head costs two
 /// allocations however many fields it has (and none for an empty one).
+/// A dropped map of a usual size leaves its two buffers to the next map
+/// made on the same thread, so a server answering request after request
+/// allocates none for its headers.
 ///
 /// # Examples
 ///
@@ -154,10 +158,15 @@ impl Field {
 /// Whether `field` (a field of `text`) is named `name`, case-insensitively
 /// (lengths compared first: most fields are told apart without reading
 /// their text).
+#[inline]
 fn field_named(text: &str, field: &Field, name: &str) -> bool {
-    (field.name_end - field.start) as usize == name.len()
-        && text.as_bytes()[field.start as usize..field.name_end as usize]
-            .eq_ignore_ascii_case(name.as_bytes())
+    if (field.name_end - field.start) as usize != name.len() {
+        return false;
+    }
+    let stored = &text.as_bytes()[field.start as usize..field.name_end as usize];
+    // Mostly both are written the usual way (`Content-Length`): a plain
+    // comparison settles it; the case-blind one only runs when it fails.
+    stored == name.as_bytes() || stored.eq_ignore_ascii_case(name.as_bytes())
 }
 
 /// A text offset as stored in a [`Field`].
@@ -174,6 +183,27 @@ fn length_bit(len: usize) -> u64 {
 const FIRST_TEXT: usize = 256;
 /// Room for the first fields.
 const FIRST_FIELDS: usize = 8;
+/// Most spare buffer pairs one thread keeps.
+const SPARE_STORAGE: usize = 64;
+/// Largest text buffer kept as a spare (a head with long cookies is freed).
+const SPARE_TEXT_MAX: usize = 2048;
+/// Most fields a spare field table holds.
+const SPARE_FIELDS_MAX: usize = 32;
+
+thread_local! {
+    /// Storage of dropped header maps, emptied, for the next ones: a server
+    /// builds two maps per request (the request's, the response's) and this
+    /// spares their four allocations. Bounded in count and size.
+    static SPARE: RefCell<Vec<(String, Vec<Field>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Empty storage from this thread's spares, if there is one.
+fn spare_storage() -> Option<(String, Vec<Field>)> {
+    SPARE
+        .try_with(|spare| spare.borrow_mut().pop())
+        .ok()
+        .flatten()
+}
 
 impl HttpHeaders {
     /// No headers.
@@ -183,12 +213,12 @@ impl HttpHeaders {
 
     /// No headers, with room for `n` fields.
     pub fn with_capacity(n: usize) -> Self {
-        HttpHeaders {
-            text: String::with_capacity(n * 24),
-            fields: Vec::with_capacity(n),
-            live: 0,
-            name_lengths: 0,
+        let mut headers = HttpHeaders::new();
+        if n > 0 {
+            headers.reserve_first(n * 24);
+            headers.fields.reserve(n);
         }
+        headers
     }
 
     /// Parses a header block: `Name: value` lines separated by CRLF or LF,
@@ -243,10 +273,16 @@ impl HttpHeaders {
         Ok(())
     }
 
-    /// Before the first field: room for a typical head at once, rather than
-    /// growing the buffers a few bytes at a time.
+    /// Before the first field: the storage of a dropped map from this
+    /// thread's spares if there is one, and room for a typical head at once,
+    /// rather than growing the buffers a few bytes at a time.
     fn reserve_first(&mut self, bytes: usize) {
         if self.text.capacity() == 0 {
+            if self.fields.capacity() == 0 {
+                if let Some((text, fields)) = spare_storage() {
+                    (self.text, self.fields) = (text, fields);
+                }
+            }
             self.text.reserve(bytes.max(FIRST_TEXT));
         }
         if self.fields.capacity() == 0 {
@@ -485,6 +521,28 @@ impl HttpHeaders {
     }
 }
 
+impl Drop for HttpHeaders {
+    /// Gives the storage to this thread's spares when it is of a usual size.
+    fn drop(&mut self) {
+        if self.text.capacity() == 0
+            || self.text.capacity() > SPARE_TEXT_MAX
+            || self.fields.capacity() > SPARE_FIELDS_MAX
+        {
+            return;
+        }
+        let mut text = std::mem::take(&mut self.text);
+        let mut fields = std::mem::take(&mut self.fields);
+        text.clear();
+        fields.clear();
+        let _ = SPARE.try_with(move |spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.len() < SPARE_STORAGE {
+                spare.push((text, fields));
+            }
+        });
+    }
+}
+
 impl PartialEq for HttpHeaders {
     /// The same fields in the same order (names compared as written).
     fn eq(&self, other: &Self) -> bool {
@@ -587,6 +645,27 @@ impl<'a> IntoIterator for &'a HttpHeaders {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dropped_map_leaves_its_storage_to_the_next() {
+        let mut first = HttpHeaders::new();
+        first.add("Content-Type", "text/plain");
+        let (text, fields) = (first.text.as_ptr(), first.fields.as_ptr());
+        drop(first);
+        let mut second = HttpHeaders::new();
+        assert_eq!(second.text.capacity(), 0, "nothing taken before a field");
+        second.add("Host", "example.com");
+        assert_eq!(
+            (second.text.as_ptr(), second.fields.as_ptr()),
+            (text, fields)
+        );
+        assert_eq!(second.iter().collect::<Vec<_>>(), [("Host", "example.com")]);
+        // A map grown past the kept size is freed, not kept.
+        let mut large = HttpHeaders::new();
+        large.add("X-Large", "x".repeat(SPARE_TEXT_MAX));
+        drop(large);
+        assert_eq!(SPARE.with(|spare| spare.borrow().len()), 0);
+    }
 
     #[test]
     fn parses_a_block_with_crlf_or_lf() {

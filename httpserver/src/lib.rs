@@ -19,6 +19,7 @@ mod multicore;
 mod request;
 mod server;
 mod shutdown;
+mod spare;
 mod start_line;
 mod xheaders;
 

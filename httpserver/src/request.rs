@@ -1,6 +1,7 @@
 //! [`HttpServerRequest`]: one request as an application sees it (Tornado's
 //! `httputil.HTTPServerRequest`), with no connection attached.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
@@ -12,6 +13,7 @@ use crate::httputil::{
     is_legal_cookie_name, parse_body_arguments, parse_cookie, parse_qs_bytes, Arguments, Files,
     FormError, ParseBodyConfig,
 };
+use crate::spare::{give_back, strings_from};
 use crate::start_line::Version;
 
 /// Why a request head cannot become an [`HttpServerRequest`]; every case is
@@ -112,7 +114,7 @@ pub struct HttpServerRequest {
     /// `0.0.0.0`). With `xheaders`, the address a trusted proxy reported.
     pub remote_ip: Option<IpAddr>,
     /// `http` or `https` (with `xheaders`, as a trusted proxy reported).
-    pub protocol: String,
+    pub protocol: Cow<'static, str>,
     /// The requested host: the `Host` header, or the authority of an
     /// absolute-form target; `127.0.0.1` for HTTP/1.0 without `Host`.
     pub host: String,
@@ -156,7 +158,7 @@ impl HttpServerRequest {
     pub fn new(
         head: RequestHead,
         remote_ip: Option<IpAddr>,
-        protocol: impl Into<String>,
+        protocol: impl Into<Cow<'static, str>>,
     ) -> Result<HttpServerRequest, RequestError> {
         HttpServerRequest::from_head(head, remote_ip, protocol).map_err(|refused| refused.error)
     }
@@ -171,11 +173,11 @@ impl HttpServerRequest {
     pub fn from_head(
         head: RequestHead,
         remote_ip: Option<IpAddr>,
-        protocol: impl Into<String>,
+        protocol: impl Into<Cow<'static, str>>,
     ) -> Result<HttpServerRequest, RefusedHead> {
         // Every check borrows the head; it is taken apart only once all passed.
         let checked = check_head(&head);
-        let (host, path, query, query_arguments) = match checked {
+        let ([host, host_name, path, query], query_arguments) = match checked {
             Ok(parts) => parts,
             Err(error) => {
                 return Err(RefusedHead {
@@ -189,7 +191,7 @@ impl HttpServerRequest {
             headers,
         } = head;
         Ok(HttpServerRequest {
-            host_name: split_host_and_port(&host).to_ascii_lowercase(),
+            host_name,
             host,
             path,
             query,
@@ -306,6 +308,21 @@ impl HttpServerRequest {
     }
 }
 
+impl Drop for HttpServerRequest {
+    /// Gives the request's short strings to the next request on this
+    /// thread (see `spare.rs`).
+    fn drop(&mut self) {
+        give_back([
+            std::mem::take(&mut self.method),
+            std::mem::take(&mut self.uri),
+            std::mem::take(&mut self.path),
+            std::mem::take(&mut self.query),
+            std::mem::take(&mut self.host),
+            std::mem::take(&mut self.host_name),
+        ]);
+    }
+}
+
 impl fmt::Debug for HttpServerRequest {
     /// Like Tornado's `repr`: no headers, no body.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -330,9 +347,10 @@ pub struct RefusedHead {
     pub head: Box<RequestHead>,
 }
 
-/// The host, path, query and query arguments of a head, or why it is
-/// refused (Tornado's checks in `HTTPServerRequest.__init__`).
-fn check_head(head: &RequestHead) -> Result<(String, String, String, Arguments), RequestError> {
+/// The host, host name (lowercase, without the port), path and query of a
+/// head, and its query arguments, or why it is refused (Tornado's checks in
+/// `HTTPServerRequest.__init__`).
+fn check_head(head: &RequestHead) -> Result<([String; 4], Arguments), RequestError> {
     let start_line = &head.start_line;
     // Step 1: the host, from the Host header (joined, as Tornado reads it,
     // so two headers show up as a comma).
@@ -360,22 +378,35 @@ fn check_head(head: &RequestHead) -> Result<(String, String, String, Arguments),
     } else {
         parse_qs_bytes(query.as_bytes(), true)?
     };
-    let host = match (authority, header_host) {
-        (Some(authority), _) => authority.to_string(),
-        (None, Some(host)) => host.into_owned(),
-        (None, None) => "127.0.0.1".to_string(),
+    let host = match (authority, &header_host) {
+        (Some(authority), _) => authority,
+        (None, Some(host)) => host,
+        (None, None) => "127.0.0.1",
     };
-    Ok((host, path.to_string(), query.to_string(), query_arguments))
+    let mut strings = strings_from([host, split_host_and_port(host), path, query]);
+    strings[1].make_ascii_lowercase();
+    Ok((strings, query_arguments))
 }
 
 /// Bytes a host may hold besides `%XX` escapes: RFC 3986 host characters,
 /// with brackets and colons anywhere (as Tornado allows).
 static HOST_BYTE: [bool; 256] = crate::headers::alnum_and(b"-._~!$&'()*+,;=[]:");
+/// [`HOST_BYTE`] without the comma, and so the bytes of a host that needs
+/// no closer look.
+static PLAIN_HOST_BYTE: [bool; 256] = crate::headers::alnum_and(b"-._~!$&'()*+;=[]:");
 
 /// Checks a host as Tornado does: RFC 3986 host characters (brackets and
 /// colons anywhere) with `%XX` escapes, then no comma.
 pub(crate) fn check_host(host: &str) -> Result<(), RequestError> {
     let bytes = host.as_bytes();
+    // The usual host (`example.com:8080`) has no escape and no comma: one
+    // branch-free pass over a table settles it.
+    if bytes
+        .iter()
+        .fold(true, |ok, &b| ok & PLAIN_HOST_BYTE[usize::from(b)])
+    {
+        return Ok(());
+    }
     let mut comma = false;
     let mut i = 0;
     while i < bytes.len() {

@@ -38,6 +38,9 @@ thread_local! {
 enum Runnable {
     /// A callback from [`IoLoop::add_callback`] (or from another thread).
     Callback(Box<dyn FnOnce()>, &'static Location<'static>),
+    /// A callback from [`IoLoop::add_shared_callback`]: queued again and
+    /// again without an allocation each time.
+    Shared(Rc<dyn Fn()>, &'static Location<'static>),
     /// A task to poll: `(slab key, task id)`.
     Task(usize, u64),
 }
@@ -384,6 +387,18 @@ impl IoLoop {
             .push_back(Runnable::Callback(Box::new(f), Location::caller()));
     }
 
+    /// As [`add_callback`](IoLoop::add_callback) for a callback made once
+    /// and run many times: queuing it clones the `Rc` and allocates nothing,
+    /// where `add_callback` boxes its closure on every call. An `IoStream`
+    /// schedules its flush this way on each write.
+    #[track_caller]
+    pub fn add_shared_callback(&self, f: &Rc<dyn Fn()>) {
+        self.inner
+            .runnables
+            .borrow_mut()
+            .push_back(Runnable::Shared(Rc::clone(f), Location::caller()));
+    }
+
     // ----- timers ------------------------------------------------------------
 
     /// Runs `f` once `deadline` has passed; returns a handle for
@@ -686,6 +701,7 @@ impl IoLoop {
             let next = inner.runnables.borrow_mut().pop_front();
             match next {
                 Some(Runnable::Callback(f, site)) => self.run_callback(site, "callback", f),
+                Some(Runnable::Shared(f, site)) => self.run_callback(site, "callback", &*f),
                 Some(Runnable::Task(key, id)) => self.poll_task(key, id),
                 None => break,
             }

@@ -276,3 +276,18 @@ fn a_handle_outlives_its_loop_harmlessly() {
     .unwrap();
     handle.add_callback(|| {});
 }
+
+#[test]
+fn a_shared_callback_runs_once_each_time_it_is_queued() {
+    let io_loop = IoLoop::new();
+    let count = Rc::new(Cell::new(0));
+    let c = count.clone();
+    let callback: Rc<dyn Fn()> = Rc::new(move || c.set(c.get() + 1));
+    io_loop.add_shared_callback(&callback);
+    io_loop.add_shared_callback(&callback);
+    let l = io_loop.clone();
+    io_loop.add_callback(move || l.stop());
+    start_safely(&io_loop);
+    assert_eq!(count.get(), 2, "queued twice, run twice");
+    assert_eq!(Rc::strong_count(&callback), 1, "the loop let go of it");
+}

@@ -79,6 +79,55 @@ impl WriteBuf {
     }
 }
 
+/// Most spare write buffers one thread keeps.
+const SPARE_BUFFERS: usize = 256;
+/// Largest write copied onto the end of the buffer queued before it.
+const COALESCE_MAX: usize = 4096;
+/// Largest a queued buffer grows by copies onto its end.
+const COALESCED_MAX: usize = 64 * 1024;
+/// Capacities of the buffers kept: a response head, a small body. Larger
+/// buffers are freed once written (the spares' memory stays under 1 MiB
+/// per thread).
+const SPARE_CAPACITY: std::ops::RangeInclusive<usize> = 64..=4096;
+
+thread_local! {
+    /// This thread's spare write buffers: owned buffers that were written
+    /// out, emptied, each with a capacity in `SPARE_CAPACITY`.
+    static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An empty buffer with room for `capacity` bytes, for building bytes to
+/// hand to [`IoStream::write`]: a buffer that an earlier write on this
+/// thread sent and gave back when one is spare, so a response head built
+/// per request costs no allocation. Once written, any owned buffer of up to
+/// 4 KiB goes back to the spares; larger ones are freed.
+pub fn spare_write_buffer(capacity: usize) -> Vec<u8> {
+    let mut buf = SPARE
+        .try_with(|spare| spare.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    buf.reserve(capacity);
+    buf
+}
+
+impl WriteBuf {
+    /// Gives an owned buffer to this thread's spares, once it was written.
+    fn recycle(self) {
+        if let Cow::Owned(mut buf) = self.0 {
+            if SPARE_CAPACITY.contains(&buf.capacity()) {
+                buf.clear();
+                let _ = SPARE.try_with(move |spare| {
+                    let mut spare = spare.borrow_mut();
+                    if spare.len() < SPARE_BUFFERS {
+                        spare.push(buf);
+                    }
+                });
+            }
+        }
+    }
+}
+
 impl From<Vec<u8>> for WriteBuf {
     fn from(v: Vec<u8>) -> Self {
         WriteBuf(Cow::Owned(v))
@@ -201,6 +250,9 @@ struct State {
     write_wakers: Vec<(u64, Waker)>,
     /// True while a flush callback is scheduled on the loop.
     flush_scheduled: bool,
+    /// The flush callback, made on the first write and queued again for
+    /// every later one without an allocation.
+    flush_callback: Option<Rc<dyn Fn()>>,
     /// Wakers of tasks waiting for any readiness (connecting, handshaking).
     io_wakers: Vec<Waker>,
     /// Why the stream closed, once it did.
@@ -318,6 +370,7 @@ impl IoStream {
             keepalive: None,
             write_wakers: Vec::new(),
             flush_scheduled: false,
+            flush_callback: None,
             io_wakers: Vec::new(),
             closed: None,
             close_callback: None,
@@ -955,13 +1008,24 @@ impl IoStream {
     /// The bytes go out whether or not the future is awaited, even if the
     /// last handle is dropped meanwhile. Writes made together (before the
     /// loop's next iteration, or before one of them is awaited, which sends
-    /// the queue at once) leave in one `write_vectored` call.
+    /// the queue at once) leave in one `write_vectored` call. Small pieces
+    /// (up to 4 KiB) are copied onto the end of an owned buffer queued
+    /// before them, so a response's head and short body, or a batch of
+    /// pipelined responses, leave as one buffer rather than many.
     pub fn write(&self, data: impl Into<WriteBuf>) -> WriteFuture {
         let data = data.into();
         let mut s = self.state.borrow_mut();
         if s.closed.is_none() && !data.is_empty() {
             s.queued_total += data.len() as u64;
-            s.write_queue.push_back(data);
+            match s.write_queue.back_mut() {
+                Some(WriteBuf(Cow::Owned(tail)))
+                    if data.len() <= COALESCE_MAX && tail.len() + data.len() <= COALESCED_MAX =>
+                {
+                    tail.extend_from_slice(&data.0);
+                    data.recycle();
+                }
+                _ => s.write_queue.push_back(data),
+            }
             if s.keepalive.is_none() {
                 // Until the bytes are out, the stream keeps itself alive.
                 s.keepalive = Some(self.state.clone());
@@ -969,15 +1033,19 @@ impl IoStream {
             if s.write_ready && !s.flush_scheduled {
                 s.flush_scheduled = true;
                 let weak = Rc::downgrade(&self.state);
-                s.io_loop.add_callback(move || {
-                    if let Some(state) = weak.upgrade() {
-                        let mut s = state.borrow_mut();
-                        s.flush_scheduled = false;
-                        let wakeups = s.flush();
-                        drop(s);
-                        wake_all(wakeups);
-                    }
+                let s = &mut *s; // the callback and the loop borrowed apart
+                let flush = s.flush_callback.get_or_insert_with(|| {
+                    Rc::new(move || {
+                        if let Some(state) = weak.upgrade() {
+                            let mut s = state.borrow_mut();
+                            s.flush_scheduled = false;
+                            let wakeups = s.flush();
+                            drop(s);
+                            wake_all(wakeups);
+                        }
+                    })
                 });
+                s.io_loop.add_shared_callback(flush);
             }
         }
         // On a closed stream nothing was queued: a target no count reaches
@@ -1107,7 +1175,9 @@ impl State {
             if n >= left {
                 n -= left;
                 self.front_written = 0;
-                self.write_queue.pop_front();
+                if let Some(sent) = self.write_queue.pop_front() {
+                    sent.recycle();
+                }
             } else {
                 self.front_written += n;
                 n = 0;

@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use regex::bytes::Regex;
 use whirl_ioloop::IoLoop;
-use whirl_iostream::{CloseReason, IoStream, StreamError, StreamOptions, TcpServer, WriteFuture};
+use whirl_iostream::{
+    spare_write_buffer, CloseReason, IoStream, StreamError, StreamOptions, TcpServer, WriteFuture,
+};
 
 use support::{
     fd_count, handler_count, init_logging, into_stream, join, poll_once, read_to_end, reset, run,
@@ -1290,4 +1292,48 @@ fn a_stream_kept_alive_by_unsent_writes_is_freed_when_its_loop_closes() {
     io_loop.close();
     assert!(weak.upgrade().is_none(), "closing the loop lets it go");
     drop(peer);
+}
+
+#[test]
+fn a_written_buffer_is_spare_for_the_next_head() {
+    run(async {
+        let (writer, reader) = unix_pair();
+        let mut head = spare_write_buffer(200);
+        head.extend_from_slice(b"HTTP/1.1 200 OK\r\n\r\n");
+        let storage = head.as_ptr();
+        writer.write(head).await.unwrap();
+        assert_eq!(
+            reader.read_bytes(19, false).await.unwrap(),
+            b"HTTP/1.1 200 OK\r\n\r\n"
+        );
+        let next = spare_write_buffer(100);
+        assert!(next.is_empty());
+        assert_eq!(next.as_ptr(), storage, "the sent buffer was given back");
+    });
+}
+
+#[test]
+fn small_writes_after_an_owned_buffer_arrive_whole_and_in_order() {
+    run(async {
+        let (writer, reader) = unix_pair();
+        let mut expected = Vec::new();
+        for i in 0..200u32 {
+            // Owned, static and large pieces, mixed: small ones are copied
+            // onto the owned buffer before them, large ones queued as they are.
+            let owned = format!("head {i}\n").into_bytes();
+            expected.extend_from_slice(&owned);
+            writer.write(owned);
+            writer.write(&b"static body\n"[..]);
+            expected.extend_from_slice(b"static body\n");
+            if i % 50 == 0 {
+                let large = vec![b'a' + (i % 26) as u8; 5000];
+                expected.extend_from_slice(&large);
+                writer.write(large);
+            }
+        }
+        writer.write(b"end").await.unwrap();
+        expected.extend_from_slice(b"end");
+        let got = reader.read_bytes(expected.len(), false).await.unwrap();
+        assert_eq!(got, expected);
+    });
 }
