@@ -116,7 +116,7 @@ fn all_value_bytes(bytes: &[u8]) -> bool {
 /// assert_eq!(h.get_all("SET-COOKIE").collect::<Vec<_>>(), ["a=1", "b=2"]);
 /// assert_eq!(h.get_joined("set-cookie").as_deref(), Some("a=1,b=2"));
 /// ```
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct HttpHeaders {
     /// Every name and value, back to back (replaced and removed fields
     /// leave their text behind until [`compact`](Self::compact)).
@@ -518,6 +518,22 @@ impl HttpHeaders {
     /// Whether there are no fields.
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
+    }
+}
+
+impl Clone for HttpHeaders {
+    /// A copy, in spare storage when this thread has some (so a map of
+    /// default headers copied per response costs no allocation).
+    fn clone(&self) -> Self {
+        let mut copy = HttpHeaders::new();
+        if !self.fields.is_empty() {
+            copy.reserve_first(self.text.len());
+            copy.text.push_str(&self.text);
+            copy.fields.extend_from_slice(&self.fields);
+        }
+        copy.live = self.live;
+        copy.name_lengths = self.name_lengths;
+        copy
     }
 }
 

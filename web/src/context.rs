@@ -78,9 +78,7 @@ impl Context {
         app: Application,
         path: PathArguments,
     ) -> Context {
-        let mut headers = HttpHeaders::new();
-        headers.insert("Server", SERVER_HEADER);
-        headers.insert("Content-Type", "text/html; charset=UTF-8");
+        let headers = default_headers();
         Context {
             request,
             connection,
@@ -334,10 +332,7 @@ impl Context {
     /// Resets the response to Tornado's defaults (status 200, default
     /// headers, empty body). Tornado: `clear`.
     pub fn clear(&mut self) {
-        self.headers = HttpHeaders::new();
-        self.headers.insert("Server", SERVER_HEADER);
-        self.headers
-            .insert("Content-Type", "text/html; charset=UTF-8");
+        self.headers = default_headers();
         self.buffer.clear();
         self.status = 200;
         self.reason = None;
@@ -572,15 +567,81 @@ fn clean_argument(name: &str, value: &[u8]) -> Result<String, HttpError> {
 
 /// A header value checked for injection (Tornado's
 /// `_convert_header_value`).
-fn checked_header(name: &str, value: impl fmt::Display) -> Result<String, HttpError> {
-    let value = value.to_string();
+fn checked_header(name: &str, value: impl fmt::Display) -> Result<HeaderText, HttpError> {
+    let value = HeaderText::of(value);
     if !is_valid_header_name(name) {
         return Err(HttpError::new(500).log_message(format!("Invalid header name {name:?}")));
     }
-    if value.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f) {
-        return Err(HttpError::new(500).log_message(format!("Unsafe header value {value:?}")));
+    let text = value.as_ref();
+    if text.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f) {
+        return Err(HttpError::new(500).log_message(format!("Unsafe header value {text:?}")));
     }
     Ok(value)
+}
+
+/// Tornado's default response headers: `Server` and an HTML `Content-Type`,
+/// copied from a map made once per thread (a copy costs no allocation once
+/// a response's map was dropped, see `HttpHeaders`).
+fn default_headers() -> HttpHeaders {
+    thread_local! {
+        static DEFAULTS: HttpHeaders = {
+            let mut headers = HttpHeaders::new();
+            headers.insert("Server", SERVER_HEADER);
+            headers.insert("Content-Type", "text/html; charset=UTF-8");
+            headers
+        };
+    }
+    DEFAULTS.with(HttpHeaders::clone)
+}
+
+/// Bytes of a formatted header value kept on the stack.
+const HEADER_TEXT_INLINE: usize = 96;
+
+/// A header value formatted from a `Display`: on the stack when short (a
+/// type, a length, a date), in a `String` past [`HEADER_TEXT_INLINE`].
+enum HeaderText {
+    /// The first `len` bytes of the array.
+    Inline([u8; HEADER_TEXT_INLINE], usize),
+    /// A longer value.
+    Heap(String),
+}
+
+impl HeaderText {
+    /// `value` formatted.
+    fn of(value: impl fmt::Display) -> HeaderText {
+        let mut text = HeaderText::Inline([0; HEADER_TEXT_INLINE], 0);
+        // Writing to either case cannot fail.
+        let _ = fmt::Write::write_fmt(&mut text, format_args!("{value}"));
+        text
+    }
+}
+
+impl fmt::Write for HeaderText {
+    fn write_str(&mut self, piece: &str) -> fmt::Result {
+        match self {
+            HeaderText::Inline(bytes, len) if *len + piece.len() <= HEADER_TEXT_INLINE => {
+                bytes[*len..*len + piece.len()].copy_from_slice(piece.as_bytes());
+                *len += piece.len();
+            }
+            HeaderText::Inline(..) => {
+                let mut spilled = self.as_ref().to_string();
+                spilled.push_str(piece);
+                *self = HeaderText::Heap(spilled);
+            }
+            HeaderText::Heap(string) => string.push_str(piece),
+        }
+        Ok(())
+    }
+}
+
+impl AsRef<str> for HeaderText {
+    fn as_ref(&self) -> &str {
+        match self {
+            // Whole `&str` pieces were copied in, so the bytes are UTF-8.
+            HeaderText::Inline(bytes, len) => std::str::from_utf8(&bytes[..*len]).unwrap_or(""),
+            HeaderText::Heap(string) => string,
+        }
+    }
 }
 
 /// `url` resolved against the request `path`: absolute URLs and absolute
@@ -627,6 +688,21 @@ mod tests {
         assert!(checked_header("X-A", "a\r\nSet-Cookie: x=1").is_err());
         assert!(checked_header("X A", "v").is_err());
         assert!(checked_header("X-A", "nul\0").is_err());
+    }
+
+    #[test]
+    fn header_values_are_formatted_whole_short_or_long() {
+        let short = checked_header("X-A", format_args!("{}-{}", 12, "ab")).unwrap();
+        assert!(matches!(short, HeaderText::Inline(..)));
+        assert_eq!(short.as_ref(), "12-ab");
+        // Past the inline room the text moves to the heap, nothing lost.
+        let long = "é".repeat(HEADER_TEXT_INLINE);
+        let spilled = checked_header("X-A", format_args!("{}{long}", "x")).unwrap();
+        assert!(matches!(spilled, HeaderText::Heap(_)));
+        assert_eq!(spilled.as_ref(), format!("x{long}"));
+        // An unsafe byte past the inline room is still refused.
+        let tail = format!("{}\r\nX-B: 1", "v".repeat(HEADER_TEXT_INLINE));
+        assert!(checked_header("X-A", tail).is_err());
     }
 
     #[test]
