@@ -431,10 +431,11 @@ impl Http1Connection {
             return true; // pipelined: the next request is here already
         }
         let deadline = Instant::now().checked_add(self.inner.params.idle_connection_timeout);
-        matches!(
-            wait_until(idle_timer, deadline, stream.read_parsed(any_byte)).await,
-            Some(Ok(()))
-        )
+        // Pinned here and lent: the read's state is held once by this
+        // future, not again by `wait_until`'s (an idle connection is mostly
+        // this wait).
+        let read = std::pin::pin!(stream.read_parsed(any_byte));
+        matches!(wait_until(idle_timer, deadline, read).await, Some(Ok(())))
     }
 
     /// Serves one request; returns whether to go on with another.
@@ -920,9 +921,8 @@ impl Http1Connection {
 async fn wait_until<F: Future>(
     timer: &mut Option<Sleep>,
     deadline: Option<Instant>,
-    work: F,
+    mut work: Pin<&mut F>,
 ) -> Option<F::Output> {
-    let mut work = std::pin::pin!(work);
     std::future::poll_fn(|cx| {
         if let Poll::Ready(output) = work.as_mut().poll(cx) {
             return Poll::Ready(Some(output));
