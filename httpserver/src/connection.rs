@@ -13,7 +13,7 @@ use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -217,14 +217,15 @@ impl Response {
 struct Inner {
     /// The connection's stream.
     stream: IoStream,
-    /// Settings.
-    params: Http1ConnectionParams,
+    /// Settings, shared by the connections of one server.
+    params: Rc<Http1ConnectionParams>,
     /// The current response.
     response: RefCell<Response>,
     /// Set when the current response finished (or the stream closed).
     response_done: Event,
-    /// Set once the stream closed.
-    closed: Event,
+    /// Set once the stream closed; made only when someone waits for that
+    /// (an idle connection is smaller without it).
+    closed: RefCell<Option<Event>>,
     /// True from a request's head until its response finished.
     in_request: Cell<bool>,
     /// True once asked to close after the request in flight.
@@ -276,36 +277,45 @@ impl From<StreamError> for ReadError {
 
 impl Http1Connection {
     /// A connection over `stream` (not yet serving), from the client at
-    /// `remote_addr` (when known), over TLS if `secure`.
+    /// `remote_addr` (when known), over TLS if `secure`. The settings may
+    /// come in an `Rc` that many connections share (as `HttpServer`'s do:
+    /// an idle connection is smaller by their ~100 bytes).
     pub fn new(
         stream: IoStream,
-        params: Http1ConnectionParams,
+        params: impl Into<Rc<Http1ConnectionParams>>,
         remote_addr: Option<SocketAddr>,
         secure: bool,
     ) -> Http1Connection {
-        let (response_done, closed) = (Event::new(), Event::new());
-        let (on_close_done, on_close_closed) = (response_done.clone(), closed.clone());
+        let response_done = Event::new();
         // A client that shuts down its side has left (Tornado, nginx): its
         // handler hears of it even while no read is pending.
         stream.set_close_on_peer_shutdown(true);
-        stream.set_close_callback(move || {
-            on_close_done.set();
-            on_close_closed.set();
-        });
         Http1Connection {
-            inner: Rc::new(Inner {
-                stream,
-                params,
-                response: RefCell::new(Response::idle()),
-                response_done,
-                closed,
-                in_request: Cell::new(false),
-                closing: Cell::new(false),
-                max_body_size: Cell::new(None),
-                remote_addr,
-                secure,
-                context: Cell::new(RequestContext::new(remote_addr.map(|a| a.ip()), secure)),
-                access_level: access_log_level(),
+            inner: Rc::new_cyclic(|weak: &Weak<Inner>| {
+                let (weak, on_close_done) = (weak.clone(), response_done.clone());
+                stream.set_close_callback(move || {
+                    on_close_done.set();
+                    let closed = weak
+                        .upgrade()
+                        .and_then(|inner| inner.closed.borrow().clone());
+                    if let Some(closed) = closed {
+                        closed.set();
+                    }
+                });
+                Inner {
+                    stream,
+                    params: params.into(),
+                    response: RefCell::new(Response::idle()),
+                    response_done,
+                    closed: RefCell::new(None),
+                    in_request: Cell::new(false),
+                    closing: Cell::new(false),
+                    max_body_size: Cell::new(None),
+                    remote_addr,
+                    secure,
+                    context: Cell::new(RequestContext::new(remote_addr.map(|a| a.ip()), secure)),
+                    access_level: access_log_level(),
+                }
             }),
         }
     }
@@ -363,7 +373,16 @@ impl Http1Connection {
     /// Waits until the connection is closed (by either side). Tornado:
     /// `set_close_callback`, as a future.
     pub async fn closed(&self) {
-        self.inner.closed.wait().await;
+        if self.inner.stream.closed() {
+            return;
+        }
+        let closed = self
+            .inner
+            .closed
+            .borrow_mut()
+            .get_or_insert_with(Event::new)
+            .clone();
+        closed.wait().await;
     }
 
     /// Whether a request is in flight: its head was read and its response
@@ -379,7 +398,7 @@ impl Http1Connection {
         if !self.inner.in_request.get() {
             self.close_when_flushed().await;
         }
-        self.inner.closed.wait().await;
+        self.closed().await;
     }
 
     /// The underlying stream.
@@ -440,7 +459,7 @@ impl Http1Connection {
 
     /// Serves one request; returns whether to go on with another.
     async fn serve_one(&self, delegate: &dyn HttpServerConnectionDelegate, served: usize) -> bool {
-        let params = self.inner.params;
+        let params = *self.inner.params;
         let stream = &self.inner.stream;
 
         // Step 1. The head, if it is here whole (the wait for a kept-alive
@@ -639,7 +658,7 @@ impl Http1Connection {
         max_body: u64,
         message: &mut dyn HttpMessageDelegate,
     ) -> Result<(), ReadError> {
-        let params = self.inner.params;
+        let params = *self.inner.params;
         let mut decoder = Decoder::new(framing, max_body);
         while !decoder.is_done() {
             let piece = self

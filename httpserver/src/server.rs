@@ -80,7 +80,7 @@ struct Shared {
     /// Starts a message delegate per request.
     delegate: Rc<dyn HttpServerConnectionDelegate>,
     /// Connection settings.
-    params: Cell<Http1ConnectionParams>,
+    params: RefCell<Rc<Http1ConnectionParams>>,
     /// Whether TLS is on (requests then say `https`).
     tls: Cell<bool>,
     /// Live connections, for `close_all_connections`.
@@ -123,7 +123,7 @@ impl HttpServer {
     pub fn new(delegate: impl HttpServerConnectionDelegate + 'static) -> HttpServer {
         let shared = Rc::new(Shared {
             delegate: Rc::new(delegate),
-            params: Cell::new(Http1ConnectionParams::default()),
+            params: RefCell::new(Rc::new(Http1ConnectionParams::default())),
             tls: Cell::new(false),
             connections: RefCell::new(Vec::new()),
             xheaders: Cell::new(false),
@@ -159,8 +159,8 @@ impl HttpServer {
                 if let Err(e) = stream.set_nodelay(true) {
                     log::debug!("TCP_NODELAY not set: {e}");
                 }
-                let connection =
-                    Http1Connection::new(stream, shared.params.get(), Some(peer), shared.tls.get());
+                let params = shared.params.borrow().clone(); // one copy for all
+                let connection = Http1Connection::new(stream, params, Some(peer), shared.tls.get());
                 shared.connections.borrow_mut().push(connection.clone());
                 connection.clone().serve(shared.clone()).await;
                 shared
@@ -189,7 +189,7 @@ impl HttpServer {
     /// Sets the connection settings: limits, timeouts, keep-alive. Default is
     /// [`Http1ConnectionParams::default`].
     pub fn with_params(self, params: Http1ConnectionParams) -> HttpServer {
-        self.shared.params.set(params);
+        *self.shared.params.borrow_mut() = Rc::new(params);
         self
     }
 

@@ -868,3 +868,30 @@ fn a_reason_phrase_with_a_line_break_cannot_inject_headers() {
         response.text()
     );
 }
+
+#[test]
+fn closed_resolves_when_the_client_leaves_and_at_once_after() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let server = spawn_server(move || {
+        HttpServer::from_fn(move |request, connection| {
+            let (log, watched) = (log.clone(), connection.clone());
+            // The watch starts while the connection is open: its event is
+            // made by this wait and set by the close.
+            spawn(async move {
+                watched.closed().await;
+                log.lock().unwrap().push("closed");
+                watched.closed().await; // already closed: at once
+                log.lock().unwrap().push("closed again");
+            });
+            support::respond(connection, &request, 200, HELLO.as_bytes().to_vec());
+        })
+    });
+    let mut stream = connect(server.addr);
+    send(&mut stream, get("/watch"));
+    assert_eq!(read_response(&mut stream, false).unwrap().code, 200);
+    assert!(seen.lock().unwrap().is_empty(), "still open");
+    drop(stream);
+    block_until("the close to be seen", || seen.lock().unwrap().len() == 2);
+    assert_eq!(*seen.lock().unwrap(), ["closed", "closed again"]);
+}
