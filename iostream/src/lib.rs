@@ -31,6 +31,7 @@ mod tcpclient;
 mod tcpserver;
 mod tls;
 mod transport;
+mod write_queue;
 
 pub use error::{CloseReason, StreamClosed, StreamError};
 #[cfg(unix)]

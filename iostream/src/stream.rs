@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
@@ -18,6 +17,7 @@ use whirl_ioloop::{HandlerId, Interest, IoLoop, Ready};
 use crate::error::{CloseReason, StreamClosed, StreamError};
 use crate::read_buffer::ReadBuffer;
 use crate::transport::{Handshake, Transport};
+use crate::write_queue::WriteQueue;
 
 /// Default for [`StreamOptions::max_buffer_size`]: 100 MiB (Tornado's default).
 pub const DEFAULT_MAX_BUFFER_SIZE: usize = 100 * 1024 * 1024;
@@ -68,6 +68,11 @@ impl StreamOptions {
 pub struct WriteBuf(Cow<'static, [u8]>);
 
 impl WriteBuf {
+    /// The bytes.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     /// Number of bytes.
     pub fn len(&self) -> usize {
         self.0.len()
@@ -227,7 +232,7 @@ struct State {
     /// The pending read's waker.
     read_waker: Option<Waker>,
     /// Bytes waiting to be written, oldest first.
-    write_queue: VecDeque<WriteBuf>,
+    write_queue: WriteQueue,
     /// Bytes of the front buffer already written.
     front_written: usize,
     /// Total bytes ever queued.
@@ -361,7 +366,7 @@ impl IoStream {
             scan_from: 0,
             reading: false,
             read_waker: None,
-            write_queue: VecDeque::new(),
+            write_queue: WriteQueue::default(),
             front_written: 0,
             queued_total: 0,
             written_total: 0,
@@ -1104,7 +1109,7 @@ impl State {
             let mut count = 0;
             for (slot, buf) in slices.iter_mut().zip(self.write_queue.iter()) {
                 let skip = if count == 0 { self.front_written } else { 0 };
-                *slot = IoSlice::new(&buf.0[skip..]);
+                *slot = IoSlice::new(&buf.as_bytes()[skip..]);
                 count += 1;
             }
             let slices = &slices[..count];
