@@ -122,7 +122,7 @@ pub(crate) fn basic_auth(user: &str, password: &str) -> String {
 
 /// What makes two connections interchangeable: the destination, the
 /// proxy, and the TLS settings.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PoolKey {
     /// https or not.
     tls: bool,
@@ -134,6 +134,15 @@ pub(crate) struct PoolKey {
     proxy: Option<Proxy>,
     /// The TLS settings (https only).
     tls_settings: Option<TlsSettings>,
+}
+
+impl std::hash::Hash for PoolKey {
+    /// Hashes the destination only: keys that differ just in their proxy or
+    /// TLS settings are rare, still told apart by `Eq`, and hashing those
+    /// settings cost more than the rest of a pooled request's lookups.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self.tls, &self.host, self.port).hash(state);
+    }
 }
 
 impl PoolKey {

@@ -143,16 +143,17 @@ fn request_headers(
     target: &Target,
     proxy: Option<Proxy>,
 ) -> Result<HttpHeaders, HttpClientError> {
+    // Fields the request lacks are added (`add`: no second search).
     let mut headers = request.headers.clone();
     if !headers.contains("Host") {
-        headers.insert("Host", target.host_header.clone());
+        headers.add("Host", &target.host_header);
     }
     if !headers.contains("User-Agent") {
         let agent = request.user_agent.as_deref().unwrap_or(DEFAULT_USER_AGENT);
-        headers.insert("User-Agent", agent);
+        headers.add("User-Agent", agent);
     }
     if request.decompress_response && !headers.contains("Accept-Encoding") {
-        headers.insert("Accept-Encoding", "gzip");
+        headers.add("Accept-Encoding", "gzip");
     }
     if let Some(user) = &request.auth_username {
         let password = request.auth_password.as_deref().unwrap_or("");
