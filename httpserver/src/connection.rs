@@ -421,14 +421,33 @@ impl Http1Connection {
         let mut served = 0usize;
         let mut idle_timer = None;
         // Between requests this future holds only the wait; the request's
-        // own, larger state is boxed while it is served, so an idle
-        // connection costs little memory.
-        while (served == 0 || self.wait_for_request(&mut idle_timer).await)
-            && Box::pin(self.serve_one(&*delegate, served)).await
-        {
+        // own, larger state lives in a box while it is served, so an idle
+        // connection costs little memory. The box is kept for the next
+        // request when that one is buffered already (pipelined), freed
+        // before a wait.
+        let mut request = None;
+        loop {
+            if served > 0 {
+                if self.inner.stream.buffered() == 0 {
+                    request = None;
+                }
+                if !self.wait_for_request(&mut idle_timer).await {
+                    break;
+                }
+            }
+            let slot = request.get_or_insert_with(|| Box::pin(None));
+            slot.set(Some(self.serve_one(&*delegate, served)));
+            let go_on = match slot.as_mut().as_pin_mut() {
+                Some(serving) => serving.await,
+                None => false,
+            };
+            slot.set(None);
+            if !go_on {
+                break;
+            }
             served += 1;
         }
-        drop(idle_timer);
+        drop((idle_timer, request));
         delegate.on_close(&self);
         self.close_when_flushed().await;
     }

@@ -246,12 +246,13 @@ async fn begin(job: &mut Job) {
         if let Some(error) = job.early.take() {
             return Err(error);
         }
-        let method = job.cx.request.method.clone();
-        if !job.handler.supported_methods().contains(&method.as_str()) {
+        let method = job.cx.request.method.as_str();
+        let supported = job.handler.supported_methods().contains(&method);
+        let state_changing = !matches!(method, "GET" | "HEAD" | "OPTIONS");
+        if !supported {
             return Err(job.cx.method_not_allowed());
         }
-        if job.cx.settings().xsrf_cookies && !matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS")
-        {
+        if job.cx.settings().xsrf_cookies && state_changing {
             job.cx.check_xsrf_cookie()?;
         }
         job.cx.current_user = guarded(job.handler.get_current_user(&mut job.cx)).await?;
