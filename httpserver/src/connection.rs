@@ -30,7 +30,9 @@ use crate::framing::{
     content_length, request_framing, response_has_no_body, wants_keep_alive, FramingError,
 };
 use crate::head::{parse_request_head, HeadLimits, ParseError};
-use crate::headers::{HeaderError, HttpHeaders};
+use crate::headers::{
+    is_valid_header_name, is_valid_header_value, Decimal, HeaderError, HttpHeaders,
+};
 use crate::start_line::{reason_phrase, ResponseStartLine, Version};
 use crate::xheaders::RequestContext;
 
@@ -116,6 +118,9 @@ pub enum HttpOutputError {
     InvalidFraming(FramingError),
     /// `write` or `finish` after the message was finished.
     AlreadyFinished,
+    /// [`Http1Connection::respond`] was given a `Content-Length` or
+    /// `Transfer-Encoding`: it frames the body itself; nothing was sent.
+    FramedByConnection,
 }
 
 impl fmt::Display for HttpOutputError {
@@ -140,6 +145,9 @@ impl fmt::Display for HttpOutputError {
                 write!(f, "the request headers frame no body we can send: {e}")
             }
             HttpOutputError::AlreadyFinished => f.write_str("the message was already finished"),
+            HttpOutputError::FramedByConnection => f.write_str(
+                "respond() sets Content-Length itself: none may be given, nor Transfer-Encoding",
+            ),
         }
     }
 }
@@ -747,14 +755,8 @@ impl Http1Connection {
         headers: &HttpHeaders,
     ) -> Result<WriteFuture, HttpOutputError> {
         let mut response = self.inner.response.borrow_mut();
-        if response.encoder.is_some() {
-            return Err(HttpOutputError::HeadersAlreadyWritten);
-        }
-        if let Some(e) = self.inner.stream.error() {
-            return Err(HttpOutputError::Closed(StreamError::Closed(e)));
-        }
+        self.check_no_head_yet(&response)?;
         let code = start_line.code;
-        response.code = code;
         let no_body = response_has_no_body(code, if response.is_head { "HEAD" } else { "" });
         let declared =
             content_length(headers).map_err(|_| HttpOutputError::InvalidContentLength)?;
@@ -777,60 +779,172 @@ impl Http1Connection {
         let says_close = headers
             .get_all("Connection")
             .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
+        let keep_alive = self.begin_response(&mut response, code, framing, no_body, says_close);
+
+        // Step 1. The status line and the caller's headers, in one buffer.
+        let mut head = spare_write_buffer(128 + headers.len() * 32);
+        append_status_line(&mut head, start_line);
+        append_header_lines(&mut head, headers);
+        // Step 2. What the connection itself must say.
+        if add_chunked {
+            head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        }
+        let tail = HeadTail {
+            date: !headers.contains("Date"),
+            keep_alive,
+            says_close,
+            says_connection: headers.contains("Connection"),
+            version: response.version,
+        };
+        tail.append_to(&mut head);
+        Ok(self.inner.stream.write(head))
+    }
+
+    /// Writes a whole response at once — its head, the `Content-Length` of
+    /// `body`, the body — and finishes it: [`write_headers`], [`write`] and
+    /// [`finish`] in one call, for the common response whose body is known
+    /// up front, with its headers as name–value pairs rather than an
+    /// [`HttpHeaders`] (Tornado: `write_headers(start_line, headers,
+    /// chunk)` followed by `finish()`).
+    ///
+    /// The connection adds `Content-Length` (except on 1xx, 204 and 304
+    /// responses, which have no body), `Date` unless `headers` has one, and
+    /// `Connection` as [`write_headers`] does. A HEAD request's response
+    /// says the length and sends no body.
+    ///
+    /// ```no_run
+    /// use whirl_httpserver::{HttpServer, ResponseStartLine};
+    ///
+    /// let server = HttpServer::from_fn(|_request, connection| {
+    ///     let ok = ResponseStartLine::new(200);
+    ///     let _ = connection.respond(&ok, &[("Content-Type", "text/plain")], "Hello, World!");
+    /// });
+    /// ```
+    ///
+    /// [`write_headers`]: Http1Connection::write_headers
+    /// [`write`]: Http1Connection::write
+    /// [`finish`]: Http1Connection::finish
+    ///
+    /// # Errors
+    ///
+    /// [`HttpOutputError::HeadersAlreadyWritten`]; `Closed`;
+    /// [`HttpOutputError::InvalidHeader`] for a name that is not a token or
+    /// a value with a control character, and
+    /// [`HttpOutputError::FramedByConnection`] for a `Content-Length` or
+    /// `Transfer-Encoding` among `headers` — nothing is sent in these cases.
+    pub fn respond(
+        &self,
+        start_line: &ResponseStartLine,
+        headers: &[(&str, &str)],
+        body: impl Into<WriteBuf>,
+    ) -> Result<WriteFuture, HttpOutputError> {
+        let body = body.into();
+        let mut says_close = false;
+        let (mut says_date, mut says_connection) = (false, false);
+        for (name, value) in headers {
+            if !is_valid_header_name(name) {
+                return Err(HttpOutputError::InvalidHeader(HeaderError::InvalidName));
+            }
+            if !is_valid_header_value(value) {
+                return Err(HttpOutputError::InvalidHeader(HeaderError::InvalidValue));
+            }
+            if name.eq_ignore_ascii_case("Content-Length")
+                || name.eq_ignore_ascii_case("Transfer-Encoding")
+            {
+                return Err(HttpOutputError::FramedByConnection);
+            }
+            says_date |= name.eq_ignore_ascii_case("Date");
+            if name.eq_ignore_ascii_case("Connection") {
+                says_connection = true;
+                says_close |= value
+                    .split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("close"));
+            }
+        }
+        let mut response = self.inner.response.borrow_mut();
+        self.check_no_head_yet(&response)?;
+        let code = start_line.code;
+        let no_body = response_has_no_body(code, if response.is_head { "HEAD" } else { "" });
+        let framing = if no_body {
+            Framing::Empty
+        } else {
+            Framing::Length(body.len() as u64)
+        };
+        let keep_alive = self.begin_response(&mut response, code, framing, no_body, says_close);
+
+        let mut head = spare_write_buffer(160 + headers.len() * 32);
+        append_status_line(&mut head, start_line);
+        for (name, value) in headers {
+            append_header_line(&mut head, name, value);
+        }
+        if !((100..200).contains(&code) || code == 204 || code == 304) {
+            head.extend_from_slice(b"Content-Length: ");
+            head.extend_from_slice(Decimal::from(body.len()).as_ref().as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+        let tail = HeadTail {
+            date: !says_date,
+            keep_alive,
+            says_close,
+            says_connection,
+            version: response.version,
+        };
+        tail.append_to(&mut head);
+        let stream = &self.inner.stream;
+        let mut last = stream.write(head);
+        if !no_body && !body.is_empty() {
+            last = stream.write(body);
+        }
+        // The encoder is told of the whole body, so its state (and a write
+        // after this one) is as if `write` and `finish` had run.
+        if let Some(encoder) = response.encoder.as_mut() {
+            if encoder
+                .frame(body_len_of(framing))
+                .and_then(|_| encoder.finish())
+                .is_ok()
+            {
+                response.finished = true;
+                self.log_access(&response);
+            }
+        }
+        drop(response);
+        self.inner.response_done.set();
+        Ok(last)
+    }
+
+    /// `HeadersAlreadyWritten` once a head was written, `Closed` on a closed
+    /// stream.
+    fn check_no_head_yet(&self, response: &Response) -> Result<(), HttpOutputError> {
+        if response.encoder.is_some() {
+            return Err(HttpOutputError::HeadersAlreadyWritten);
+        }
+        if let Some(e) = self.inner.stream.error() {
+            return Err(HttpOutputError::Closed(StreamError::Closed(e)));
+        }
+        Ok(())
+    }
+
+    /// Records a response's status and framing; returns whether the
+    /// connection stays open after it.
+    fn begin_response(
+        &self,
+        response: &mut Response,
+        code: u16,
+        framing: Framing,
+        no_body: bool,
+        says_close: bool,
+    ) -> bool {
         // A connection asked to close (graceful shutdown) says so on its last
         // response, so the client does not send another request into the close.
         let keep_alive = response.keep_alive
             && !self.inner.closing.get()
             && framing != Framing::CloseDelimited
             && !says_close;
+        response.code = code;
         response.close_after = !keep_alive;
         response.no_body = no_body;
         response.encoder = Some(Encoder::new(framing));
-
-        // Step 1. The status line and the caller's headers, in one buffer.
-        let mut head = spare_write_buffer(128 + headers.len() * 32);
-        head.extend_from_slice(b"HTTP/1.1 ");
-        if (100..1000).contains(&code) {
-            head.extend_from_slice(&[
-                b'0' + (code / 100) as u8,
-                b'0' + (code / 10 % 10) as u8,
-                b'0' + (code % 10) as u8,
-            ]);
-        } else {
-            head.extend_from_slice(code.to_string().as_bytes());
-        }
-        head.push(b' ');
-        // A reason with a control or non-ASCII character could inject
-        // headers: it is replaced, as Tornado does (checklist 45).
-        let reason = if start_line.reason.is_empty() {
-            reason_phrase(code)
-        } else if start_line
-            .reason
-            .bytes()
-            .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
-        {
-            &start_line.reason
-        } else {
-            "Unknown"
-        };
-        head.extend_from_slice(reason.as_bytes());
-        head.extend_from_slice(b"\r\n");
-        append_header_lines(&mut head, headers);
-        // Step 2. What the connection itself must say.
-        if !headers.contains("Date") {
-            append_date_header(&mut head);
-        }
-        if add_chunked {
-            head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-        }
-        if !keep_alive && !says_close && response.version == Version::Http11 {
-            head.extend_from_slice(b"Connection: close\r\n");
-        }
-        if keep_alive && response.version == Version::Http10 && !headers.contains("Connection") {
-            head.extend_from_slice(b"Connection: Keep-Alive\r\n");
-        }
-        head.extend_from_slice(b"\r\n");
-        Ok(self.inner.stream.write(head))
+        keep_alive
     }
 
     /// Writes a piece of the response body, framed as the headers decided.
@@ -1022,14 +1136,90 @@ fn host_error(head: &crate::head::RequestHead) -> Option<u16> {
 /// char to one byte would turn U+010A into LF and inject a header.
 pub(crate) fn append_header_lines(head: &mut Vec<u8>, headers: &HttpHeaders) {
     for (name, value) in headers.iter() {
-        head.extend_from_slice(name.as_bytes());
-        head.extend_from_slice(b": ");
-        if value.is_ascii() || value.chars().any(|c| u32::from(c) > 0xff) {
-            head.extend_from_slice(value.as_bytes());
-        } else {
-            head.extend(value.chars().map(|c| u32::from(c) as u8));
+        append_header_line(head, name, value);
+    }
+}
+
+/// Appends one `Name: value` CRLF line, the value as
+/// [`append_header_lines`] writes it.
+fn append_header_line(head: &mut Vec<u8>, name: &str, value: &str) {
+    head.extend_from_slice(name.as_bytes());
+    head.extend_from_slice(b": ");
+    if value.is_ascii() || value.chars().any(|c| u32::from(c) > 0xff) {
+        head.extend_from_slice(value.as_bytes());
+    } else {
+        head.extend(value.chars().map(|c| u32::from(c) as u8));
+    }
+    head.extend_from_slice(b"\r\n");
+}
+
+/// Appends `HTTP/1.1 <code> <reason>` CRLF. A reason with a control or
+/// non-ASCII character could inject headers: it is replaced, as Tornado
+/// does (checklist 45); an empty one is the standard phrase.
+fn append_status_line(head: &mut Vec<u8>, start_line: &ResponseStartLine) {
+    let code = start_line.code;
+    head.extend_from_slice(b"HTTP/1.1 ");
+    if (100..1000).contains(&code) {
+        head.extend_from_slice(&[
+            b'0' + (code / 100) as u8,
+            b'0' + (code / 10 % 10) as u8,
+            b'0' + (code % 10) as u8,
+        ]);
+    } else {
+        head.extend_from_slice(code.to_string().as_bytes());
+    }
+    head.push(b' ');
+    let reason = if start_line.reason.is_empty() {
+        reason_phrase(code)
+    } else if start_line
+        .reason
+        .bytes()
+        .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
+    {
+        &start_line.reason
+    } else {
+        "Unknown"
+    };
+    head.extend_from_slice(reason.as_bytes());
+    head.extend_from_slice(b"\r\n");
+}
+
+/// What the connection adds at the end of a response head.
+struct HeadTail {
+    /// Add a `Date` (the caller sent none).
+    date: bool,
+    /// The connection stays open after this response.
+    keep_alive: bool,
+    /// The caller's headers say `Connection: close`.
+    says_close: bool,
+    /// The caller's headers have a `Connection` field.
+    says_connection: bool,
+    /// The request's version.
+    version: Version,
+}
+
+impl HeadTail {
+    /// Appends `Date`, the `Connection` line the version needs, and the
+    /// blank line.
+    fn append_to(&self, head: &mut Vec<u8>) {
+        if self.date {
+            append_date_header(head);
+        }
+        if !self.keep_alive && !self.says_close && self.version == Version::Http11 {
+            head.extend_from_slice(b"Connection: close\r\n");
+        }
+        if self.keep_alive && self.version == Version::Http10 && !self.says_connection {
+            head.extend_from_slice(b"Connection: Keep-Alive\r\n");
         }
         head.extend_from_slice(b"\r\n");
+    }
+}
+
+/// The body length a framing declares (0 for all but `Length`).
+fn body_len_of(framing: Framing) -> usize {
+    match framing {
+        Framing::Length(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        _ => 0,
     }
 }
 

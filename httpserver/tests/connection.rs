@@ -895,3 +895,139 @@ fn closed_resolves_when_the_client_leaves_and_at_once_after() {
     block_until("the close to be seen", || seen.lock().unwrap().len() == 2);
     assert_eq!(*seen.lock().unwrap(), ["closed", "closed again"]);
 }
+
+// ----- respond: a whole response in one call ------------------------------------
+
+/// A server answering with `Http1Connection::respond`: `/close` asks to
+/// close, `/empty` is a 204, `/bad` and `/framed` give headers `respond`
+/// refuses (then answer 500 through `write_headers`, saying which error),
+/// `/twice` responds twice (the second must be refused); anything else is
+/// `Hello, World!` as text.
+fn respond_server() -> support::TestServer {
+    spawn_server(|| {
+        HttpServer::from_fn(|request, connection| {
+            let ok = whirl_httpserver::ResponseStartLine::new(200);
+            let answer = match request.path.as_str() {
+                "/close" => connection.respond(&ok, &[("Connection", "close")], "bye"),
+                "/empty" => {
+                    let no_content = whirl_httpserver::ResponseStartLine::new(204);
+                    connection.respond(&no_content, &[], "ignored")
+                }
+                "/bad" => connection.respond(&ok, &[("X-A", "a\r\nX-Injected: 1")], "x"),
+                "/framed" => connection.respond(&ok, &[("content-length", "1")], "x"),
+                "/twice" => {
+                    let first = connection.respond(&ok, &[("Content-Type", "text/plain")], "one");
+                    let second = connection.respond(&ok, &[], "two");
+                    assert!(matches!(
+                        second,
+                        Err(HttpOutputError::HeadersAlreadyWritten)
+                    ));
+                    first
+                }
+                _ => connection.respond(&ok, &[("Content-Type", "text/plain")], "Hello, World!"),
+            };
+            if let Err(e) = answer {
+                let error = format!("{e:?}");
+                let mut headers = HttpHeaders::new();
+                headers.add("Content-Length", error.len().to_string());
+                let status = whirl_httpserver::ResponseStartLine::new(500);
+                connection.write_headers(&status, &headers).unwrap();
+                connection.write(error.into_bytes()).unwrap();
+                connection.finish().unwrap();
+            }
+        })
+    })
+}
+
+#[test]
+fn respond_sends_head_length_and_body_and_keeps_the_connection() {
+    let server = respond_server();
+    let mut stream = connect(server.addr);
+    // Two requests in one write: both answered, in order, on one socket.
+    send(&mut stream, format!("{}{}", get("/a"), get("/twice")));
+    let mut reader = Reader::new(&mut stream);
+    let first = reader.read_response(false).unwrap();
+    assert_eq!(first.code, 200, "{}", first.text());
+    assert_eq!(first.header("Content-Type"), Some("text/plain"));
+    assert_eq!(first.header("Content-Length"), Some("13"));
+    assert!(
+        first.has("Date") && !first.has("Connection"),
+        "{}",
+        first.text()
+    );
+    assert_eq!(first.body, b"Hello, World!");
+    let second = reader.read_response(false).unwrap();
+    assert_eq!((second.code, second.body.as_slice()), (200, &b"one"[..]));
+    drop(reader);
+    // HEAD: the length of the body a GET would get, and no body.
+    send(&mut stream, "HEAD /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    let head = read_response(&mut stream, true).unwrap();
+    assert_eq!(head.header("Content-Length"), Some("13"), "{}", head.text());
+    assert!(head.body.is_empty());
+    // 204: neither length nor body.
+    send(&mut stream, get("/empty"));
+    let empty = read_response(&mut stream, false).unwrap();
+    assert_eq!(empty.code, 204);
+    assert!(
+        !empty.has("Content-Length") && empty.body.is_empty(),
+        "{}",
+        empty.text()
+    );
+    // The connection is still good.
+    send(&mut stream, get("/again"));
+    assert_eq!(
+        read_response(&mut stream, false).unwrap().body,
+        b"Hello, World!"
+    );
+}
+
+#[test]
+fn respond_refuses_injected_or_framing_headers_and_sends_nothing() {
+    let server = respond_server();
+    let mut stream = connect(server.addr);
+    for (path, error) in [
+        ("/bad", "InvalidHeader(InvalidValue)"),
+        ("/framed", "FramedByConnection"),
+    ] {
+        send(&mut stream, get(path));
+        let response = read_response(&mut stream, false).unwrap();
+        assert_eq!(response.code, 500, "{path}: {}", response.text());
+        assert_eq!(response.body, error.as_bytes(), "{path}");
+        assert!(!response.has("X-Injected"), "{}", response.text());
+    }
+}
+
+#[test]
+fn respond_with_connection_close_closes_after_the_response() {
+    let server = respond_server();
+    let mut stream = connect(server.addr);
+    send(&mut stream, get("/close"));
+    let response = read_response(&mut stream, false).unwrap();
+    assert_eq!(response.body, b"bye");
+    let connection: Vec<_> = response
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("Connection"))
+        .collect();
+    assert_eq!(
+        connection.len(),
+        1,
+        "one Connection line: {}",
+        response.text()
+    );
+    assert!(closed_within(&mut stream, SOON));
+    // HTTP/1.0 with keep-alive asked: kept, and said so.
+    let mut stream = connect(server.addr);
+    send(
+        &mut stream,
+        "GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    );
+    let response = read_response(&mut stream, false).unwrap();
+    assert_eq!(
+        response.header("Connection"),
+        Some("Keep-Alive"),
+        "{}",
+        response.text()
+    );
+    assert_eq!(response.body, b"Hello, World!");
+}

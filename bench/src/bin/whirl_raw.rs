@@ -13,7 +13,7 @@ use std::io;
 
 use clap::Parser;
 use serde::Serialize;
-use whirl_httpserver::{Decimal, HttpHeaders, HttpServer, ResponseStartLine};
+use whirl_httpserver::{HttpServer, ResponseStartLine};
 use whirl_ioloop::IoLoop;
 use whirl_iostream::WriteBuf;
 
@@ -55,14 +55,8 @@ fn main() -> io::Result<()> {
         } else {
             ("text/plain", HELLO.into()) // static: no copy
         };
-        let mut headers = HttpHeaders::new();
-        headers.add("Content-Type", content_type);
-        headers.add("Content-Length", Decimal::from(body.len()));
         let status = ResponseStartLine::new(200);
-        if connection.write_headers(&status, &headers).is_ok() {
-            let _ = connection.write(body);
-            let _ = connection.finish();
-        }
+        let _ = connection.respond(&status, &[("Content-Type", content_type)], body);
     });
     let addrs = server.listen(args.port, Some(&args.address))?;
     log::info!("listening on http://{}:{}", args.address, addrs[0].port());
