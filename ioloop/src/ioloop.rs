@@ -442,7 +442,6 @@ impl IoLoop {
         self.insert_timer(deadline, Timed::Callback(Box::new(f), site))
     }
 
-    /// Arms a timer of either kind.
     /// The clock as the loop last read it (at most one iteration old; never
     /// ahead of real time). Cheaper than `Instant::now()` for checks that
     /// may err late but never early.
@@ -450,6 +449,7 @@ impl IoLoop {
         self.inner.clock.get()
     }
 
+    /// Arms a timer of either kind.
     pub(crate) fn insert_timer(&self, deadline: Instant, timed: Timed) -> TimeoutHandle {
         self.inner.timers.borrow_mut().insert(deadline, timed)
     }
@@ -533,6 +533,41 @@ impl IoLoop {
             ));
         }
         self.inner.registry.reregister(source, id.token(), interest)
+    }
+
+    /// Gives a registered handler a new callback, keeping its registration:
+    /// the next event for the source calls `f`, and none is lost in between
+    /// (edge-triggered readiness continues as it was). The old callback is
+    /// dropped; if it is the one running now, once it returns. A stream
+    /// uses it to hand a quiet socket to a small record while its buffers
+    /// are freed, and to take it back.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if `id` names no handler.
+    #[track_caller]
+    pub fn replace_handler<F>(&self, id: HandlerId, f: F) -> io::Result<()>
+    where
+        F: FnMut(Ready) + 'static,
+    {
+        let callback: HandlerFn = Rc::new(RefCell::new(f));
+        let old = {
+            let mut handlers = self.inner.handlers.borrow_mut();
+            match handlers.get_mut(id.key) {
+                Some(slot) if slot.generation == id.generation => {
+                    slot.site = Location::caller();
+                    mem::replace(&mut slot.callback, callback)
+                }
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        "no such fd handler",
+                    ))
+                }
+            }
+        };
+        drop(old); // outside the borrow: it may own what removes handlers
+        Ok(())
     }
 
     /// Unregisters `source` and drops its handler; no event for it is

@@ -579,3 +579,54 @@ fn ready_debug_lists_its_flags() {
     assert!(unregister(&closing).is_some());
     assert!(unregister(&fresh).is_some());
 }
+
+#[test]
+fn a_handler_replaced_from_inside_itself_gets_no_more_events_and_the_new_one_does() {
+    let io_loop = IoLoop::new();
+    let (conn, mut peer) = tcp_pair();
+    let (old_calls, new_calls) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+    let registered = register(&io_loop, conn, Interest::READABLE, |registered| {
+        let (old_calls, new_calls) = (old_calls.clone(), new_calls.clone());
+        move |_ready: Ready| {
+            old_calls.set(old_calls.get() + 1);
+            let id = registered.borrow().as_ref().expect("registered").0;
+            let (registered, new_calls) = (registered.clone(), new_calls.clone());
+            // Leaves the data unread: the new callback hears of the next
+            // edge only (the registration is the same, not a fresh one).
+            IoLoop::current()
+                .replace_handler(id, move |ready: Ready| {
+                    assert!(ready.is_readable());
+                    new_calls.set(new_calls.get() + 1);
+                    let mut slot = registered.borrow_mut();
+                    let (_, stream) = slot.as_mut().expect("registered");
+                    drain(stream);
+                })
+                .expect("replace_handler");
+        }
+    });
+    run(&io_loop, async {
+        peer.write_all(b"first").expect("peer write");
+        wait_until(|| old_calls.get() == 1).await;
+        settle().await;
+        assert_eq!(new_calls.get(), 0, "no new edge yet");
+        peer.write_all(b"second").expect("peer write");
+        wait_until(|| new_calls.get() == 1).await;
+        settle().await;
+    });
+    assert_eq!((old_calls.get(), new_calls.get()), (1, 1));
+    assert!(unregister(&registered).is_some());
+}
+
+#[test]
+fn a_stale_id_cannot_be_replaced() {
+    let io_loop = IoLoop::new();
+    let (mut conn, _peer) = tcp_pair();
+    let id = io_loop
+        .add_handler(&mut conn, Interest::READABLE, |_| {})
+        .expect("add_handler");
+    io_loop.remove_handler(id, &mut conn).expect("removal");
+    let err = io_loop
+        .replace_handler(id, |_| {})
+        .expect_err("replace after removal");
+    assert_eq!(err.kind(), io::ErrorKind::NotFound);
+}
