@@ -38,8 +38,8 @@ pub use error::{CloseReason, StreamClosed, StreamError};
 pub use process::{Subprocess, WaitForExit};
 pub use resolver::{OverrideKey, OverrideTarget, Resolver};
 pub use stream::{
-    spare_write_buffer, IoStream, StreamOptions, WeakIoStream, WriteBuf, WriteFuture,
-    DEFAULT_MAX_BUFFER_SIZE, DEFAULT_READ_CHUNK_SIZE,
+    spare_write_buffer, DormantStream, IoStream, StreamOptions, WeakIoStream, WriteBuf,
+    WriteFuture, DEFAULT_MAX_BUFFER_SIZE, DEFAULT_READ_CHUNK_SIZE,
 };
 pub use tcpclient::{
     ConnectError, ConnectOptions, TcpClient, DEFAULT_CONNECT_TIMEOUT, HAPPY_EYEBALLS_DELAY,

@@ -354,43 +354,13 @@ impl IoStream {
         options: StreamOptions,
     ) -> io::Result<IoStream> {
         let io_loop = IoLoop::current();
-        let state = Rc::new(RefCell::new(State {
-            transport: None,
-            io_loop: io_loop.clone(),
-            handler: None,
-            read_ready: false,
-            peer_read_closed: false,
-            close_on_peer_shutdown: false,
-            write_ready: false,
-            read_buf: ReadBuffer::new(),
-            scan_from: 0,
-            reading: false,
-            read_waker: None,
-            write_queue: WriteQueue::default(),
-            front_written: 0,
-            queued_total: 0,
-            written_total: 0,
-            flushed_total: 0,
-            transport_pending: false,
-            keepalive: None,
-            write_wakers: Vec::new(),
-            flush_scheduled: false,
-            flush_callback: None,
-            io_wakers: Vec::new(),
-            closed: None,
-            close_callback: None,
-            options,
-        }));
+        let state = Rc::new(RefCell::new(State::new(io_loop.clone(), options)));
         // Register once for both directions; readiness is tracked in flags, so
         // the interest never needs to change.
-        let guard = HandlerGuard(Rc::downgrade(&state));
         let id = io_loop.add_handler(
             &mut *transport,
             Interest::READABLE | Interest::WRITABLE,
-            move |ready| {
-                let guard = &guard; // the closure owns the whole guard
-                on_ready(&guard.0, ready)
-            },
+            stream_handler(&state),
         )?;
         {
             let mut s = state.borrow_mut();
@@ -1413,6 +1383,50 @@ impl fmt::Debug for WeakIoStream {
 }
 
 impl State {
+    /// A stream's state with no transport yet: nothing buffered, nothing
+    /// ready.
+    fn new(io_loop: IoLoop, options: StreamOptions) -> State {
+        State {
+            transport: None,
+            io_loop,
+            handler: None,
+            read_ready: false,
+            peer_read_closed: false,
+            close_on_peer_shutdown: false,
+            write_ready: false,
+            read_buf: ReadBuffer::new(),
+            scan_from: 0,
+            reading: false,
+            read_waker: None,
+            write_queue: WriteQueue::default(),
+            front_written: 0,
+            queued_total: 0,
+            written_total: 0,
+            flushed_total: 0,
+            transport_pending: false,
+            keepalive: None,
+            write_wakers: Vec::new(),
+            flush_scheduled: false,
+            flush_callback: None,
+            io_wakers: Vec::new(),
+            closed: None,
+            close_callback: None,
+            options,
+        }
+    }
+}
+
+/// The fd handler of the stream whose state is `state`: it holds the state
+/// weakly (the stream's handles own it).
+fn stream_handler(state: &Rc<RefCell<State>>) -> impl FnMut(Ready) + 'static {
+    let guard = HandlerGuard(Rc::downgrade(state));
+    move |ready| {
+        let guard = &guard; // the closure owns the whole guard
+        on_ready(&guard.0, ready)
+    }
+}
+
+impl State {
     /// Closes the stream (once): shuts down the writing half (best effort),
     /// unregisters and drops the transport, records the reason, schedules the
     /// close callback. Returns the wakers to call and the keep-alive
@@ -1552,6 +1566,133 @@ fn wake_all(wakeups: Wakeups) {
         waker.wake();
     }
     drop(release);
+}
+
+// ----- dormancy ---------------------------------------------------------------
+
+impl IoStream {
+    /// Puts a quiet stream to sleep: everything but its transport and its
+    /// registration with the loop is freed (a few hundred bytes a
+    /// connection, which matters for thousands of idle keep-alive ones), and
+    /// `on_event` is called on the next readiness event instead (the peer
+    /// sent something, hung up, or the socket failed). Take the stream back
+    /// with [`DormantStream::wake`]; dropping the `DormantStream` closes it.
+    ///
+    /// Only a stream nobody else holds and nothing is under way on can
+    /// sleep: this is the only handle (a [`WeakIoStream`] does not count),
+    /// no read is pending and no byte is buffered (nor held decrypted by the
+    /// transport), every write has reached the OS, the last read ended in
+    /// `WouldBlock`, and the stream is open. Otherwise the stream is handed
+    /// back unchanged. A close callback is dropped without being called:
+    /// the stream has not closed.
+    ///
+    /// # Errors
+    ///
+    /// The stream itself, when it cannot sleep.
+    pub fn into_dormant(
+        self,
+        on_event: impl FnMut(Ready) + 'static,
+    ) -> Result<DormantStream, IoStream> {
+        if Rc::strong_count(&self.state) != 1 {
+            return Err(self);
+        }
+        let s = self.state.borrow_mut();
+        let quiet = s.closed.is_none()
+            && !s.reading
+            && !s.read_ready
+            && !s.peer_read_closed
+            && s.read_buf.is_empty()
+            && s.write_queue.is_empty()
+            && !s.transport_pending
+            && s.keepalive.is_none()
+            && s.write_wakers.is_empty()
+            && s.io_wakers.is_empty()
+            && s.transport.as_ref().is_some_and(|t| !t.has_buffered_read());
+        let (Some(id), true) = (s.handler, quiet) else {
+            drop(s);
+            return Err(self);
+        };
+        // A flush still scheduled finds the state gone and does nothing. The
+        // old handler (holding the state weakly) is dropped by the swap, so
+        // no borrow may be held across it.
+        let io_loop = s.io_loop.clone();
+        drop(s);
+        if io_loop.replace_handler(id, on_event).is_err() {
+            return Err(self); // the loop dropped the handler: not ours to move
+        }
+        let mut s = self.state.borrow_mut();
+        s.handler = None;
+        let transport = s.transport.take();
+        let options = s.options;
+        let close_callback = s.close_callback.take();
+        drop(s);
+        drop((close_callback, self)); // frees the state; no socket is closed
+        Ok(DormantStream {
+            transport,
+            handler: id,
+            io_loop,
+            options,
+        })
+    }
+}
+
+/// A stream put to sleep by [`IoStream::into_dormant`]: its transport and
+/// its registration with the loop, nothing else. [`wake`](Self::wake) makes
+/// it an [`IoStream`] again; dropping it closes the transport.
+pub struct DormantStream {
+    /// The transport; `None` only once woken (or dropped).
+    transport: Option<Box<dyn Transport>>,
+    /// The registration, now calling the sleeper's callback.
+    handler: HandlerId,
+    /// The loop it is registered with.
+    io_loop: IoLoop,
+    /// The stream's limits, for when it wakes.
+    options: StreamOptions,
+}
+
+impl DormantStream {
+    /// The stream again, over the same transport and registration (with new,
+    /// empty buffers), as if just made: the sleeper's callback is dropped.
+    /// It assumes readiness in both directions, so a read or a write tries
+    /// the socket at once (an edge that came while it slept is not lost).
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` if the loop no longer has the registration (it was
+    /// closed); the transport is closed.
+    pub fn wake(mut self) -> io::Result<IoStream> {
+        let state = Rc::new(RefCell::new(State::new(self.io_loop.clone(), self.options)));
+        self.io_loop
+            .replace_handler(self.handler, stream_handler(&state))?;
+        {
+            let mut s = state.borrow_mut();
+            s.transport = self.transport.take();
+            s.handler = Some(self.handler);
+            s.read_ready = true;
+            s.write_ready = true;
+        }
+        Ok(IoStream { state })
+    }
+}
+
+impl Drop for DormantStream {
+    fn drop(&mut self) {
+        // As a stream's last handle would: FIN, and the handler slot freed
+        // with the socket.
+        if let Some(mut transport) = self.transport.take() {
+            let _ = transport.shutdown_write();
+            let _ = self.io_loop.remove_handler(self.handler, &mut *transport);
+        }
+    }
+}
+
+impl fmt::Debug for DormantStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DormantStream")
+            .field("handler", &self.handler)
+            .field("options", &self.options)
+            .finish()
+    }
 }
 
 impl fmt::Debug for IoStream {

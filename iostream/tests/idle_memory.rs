@@ -4,17 +4,20 @@
 
 mod support;
 
+use std::cell::Cell;
 use std::fmt::Debug;
 use std::future::Future;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::pin::{pin, Pin};
+use std::rc::Rc;
 use std::time::Duration;
 
-use whirl_ioloop::sleep;
-use whirl_iostream::{IoStream, StreamError, StreamOptions};
+use whirl_ioloop::{sleep, IoLoop};
+use whirl_iostream::{DormantStream, IoStream, StreamError, StreamOptions};
 
 use support::{
-    join, poll_once, run, settle, shutdown_write, tcp_pair, tcp_pair_with, trickle, unix_pair,
+    handler_count, join, poll_once, run, settle, shutdown_write, tcp_pair, tcp_pair_with, trickle,
+    unix_pair, wait_until,
 };
 
 /// Streams in the many-idle-connections test.
@@ -265,4 +268,97 @@ fn descriptors_for(wanted: usize) -> usize {
 #[cfg(not(unix))]
 fn descriptors_for(wanted: usize) -> usize {
     wanted
+}
+
+/// Puts `stream` to sleep with a callback counting events into `events`.
+fn sleep_counting(stream: IoStream, events: &Rc<Cell<usize>>) -> DormantStream {
+    let events = events.clone();
+    stream
+        .into_dormant(move |_| events.set(events.get() + 1))
+        .unwrap_or_else(|_| panic!("a quiet stream may sleep"))
+}
+
+#[test]
+fn a_dormant_stream_hears_the_peer_and_wakes_to_read_and_write() {
+    run(async {
+        let (stream, mut peer) = tcp_pair();
+        peer.write_all(b"first\n").unwrap();
+        assert_eq!(stream.read_until(b"\n", 64).await.unwrap(), b"first\n");
+        stream.write(b"answer\n".to_vec()).await.unwrap();
+        let closes = Rc::new(Cell::new(0));
+        let on_close = closes.clone();
+        stream.set_close_callback(move || on_close.set(on_close.get() + 1));
+        let handlers = handler_count(&IoLoop::current());
+
+        let events = Rc::new(Cell::new(0));
+        let dormant = sleep_counting(stream, &events);
+        settle().await;
+        assert_eq!(events.get(), 0, "nothing happened yet");
+        assert_eq!(
+            handler_count(&IoLoop::current()),
+            handlers,
+            "still registered"
+        );
+        peer.write_all(b"second\n").unwrap();
+        wait_until(|| events.get() > 0).await;
+
+        let stream = dormant.wake().unwrap();
+        assert_eq!(stream.read_until(b"\n", 64).await.unwrap(), b"second\n");
+        stream.write(b"again\n".to_vec()).await.unwrap();
+        let mut got = [0; 13];
+        peer.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"answer\nagain\n");
+        settle().await;
+        assert_eq!(closes.get(), 0, "sleeping is not closing");
+    });
+}
+
+#[test]
+fn a_stream_with_another_handle_or_unread_bytes_does_not_sleep() {
+    run(async {
+        let (stream, mut peer) = tcp_pair();
+        let other = stream.clone();
+        let stream = stream.into_dormant(|_| {}).expect_err("another handle");
+        drop(other);
+        let weak = stream.downgrade(); // a weak handle does not count
+
+        peer.write_all(b"one\ntwo\n").unwrap();
+        assert_eq!(stream.read_until(b"\n", 64).await.unwrap(), b"one\n");
+        assert_eq!(stream.buffered(), 4);
+        let stream = stream.into_dormant(|_| {}).expect_err("unread bytes");
+        assert_eq!(stream.read_until(b"\n", 64).await.unwrap(), b"two\n");
+
+        let dormant = stream.into_dormant(|_| {}).expect("quiet now");
+        assert!(weak.upgrade().is_none(), "its state is freed");
+        drop(dormant);
+    });
+}
+
+#[test]
+fn dropping_a_dormant_stream_closes_the_socket_and_frees_its_handler() {
+    run(async {
+        let (stream, mut peer) = tcp_pair();
+        let handlers = handler_count(&IoLoop::current());
+        let events = Rc::new(Cell::new(0));
+        let dormant = sleep_counting(stream, &events);
+        drop(dormant);
+        assert_eq!(handler_count(&IoLoop::current()), handlers - 1);
+        let mut rest = Vec::new();
+        assert_eq!(peer.read_to_end(&mut rest).unwrap(), 0, "end of file");
+    });
+}
+
+#[test]
+fn a_peer_that_hangs_up_wakes_a_dormant_stream_which_then_reads_end_of_file() {
+    run(async {
+        let (stream, peer) = tcp_pair();
+        let events = Rc::new(Cell::new(0));
+        let dormant = sleep_counting(stream, &events);
+        drop(peer);
+        wait_until(|| events.get() > 0).await;
+        let stream = dormant.wake().unwrap();
+        let e = stream.read_until(b"\n", 64).await.unwrap_err();
+        assert!(matches!(e, StreamError::Closed(_)), "{e:?}");
+        assert!(stream.closed());
+    });
 }
