@@ -49,6 +49,9 @@ pub const DEFAULT_IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(75);
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default most requests served on one connection: 1,000.
 pub const DEFAULT_MAX_REQUESTS: usize = 1000;
+/// Default wait for the next request after which an
+/// [`HttpServer`](crate::HttpServer) connection is made dormant: 250 ms.
+pub const DEFAULT_DORMANT_AFTER: Duration = Duration::from_millis(100);
 /// Output queued for a connection above which it reads no further request
 /// until the client has read: 1 MiB.
 pub const WRITE_HIGH_WATER: usize = 1024 * 1024;
@@ -72,6 +75,19 @@ pub struct Http1ConnectionParams {
     pub body_timeout: Duration,
     /// Most requests on one connection. Default is 1,000.
     pub max_requests: usize,
+    /// How long a kept-alive connection of an
+    /// [`HttpServer`](crate::HttpServer) waits for its next request before
+    /// it is made dormant: its buffers, state and task are freed and only
+    /// the socket is kept, with a small record, until the client sends
+    /// again, leaves, or the idle timeout passes (an idle connection then
+    /// costs a few hundred bytes instead of about two KiB). Only a
+    /// connection nobody else holds a handle to is made dormant, and only
+    /// when `idle_connection_timeout` is at least twice this (the timeout
+    /// of a dormant connection is checked on a coarser clock: up to 1/16 of
+    /// it, at most 1 s, late). `None`: never. Connections served with
+    /// [`Http1Connection::serve`] directly are never made dormant. Default
+    /// is [`DEFAULT_DORMANT_AFTER`].
+    pub dormant_after: Option<Duration>,
 }
 
 impl Default for Http1ConnectionParams {
@@ -85,6 +101,7 @@ impl Default for Http1ConnectionParams {
             idle_connection_timeout: DEFAULT_IDLE_CONNECTION_TIMEOUT,
             body_timeout: DEFAULT_BODY_TIMEOUT,
             max_requests: DEFAULT_MAX_REQUESTS,
+            dormant_after: Some(DEFAULT_DORMANT_AFTER),
         }
     }
 }
@@ -265,6 +282,26 @@ pub struct Http1Connection {
     inner: Rc<Inner>,
 }
 
+/// Where a connection made dormant left off, to serve it again from there.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Resume {
+    /// Requests served so far (`max_requests` counts them all).
+    pub(crate) served: usize,
+    /// The deadline of the wait for the next request (`None`: none).
+    pub(crate) deadline: Option<Instant>,
+}
+
+/// How a wait for the next request ended.
+enum Waited {
+    /// Bytes of it arrived.
+    Request,
+    /// The connection is to end.
+    End,
+    /// Nothing arrived for `dormant_after`: the connection may sleep, its
+    /// wait ending at the deadline given.
+    Quiet(Option<Instant>),
+}
+
 /// An error while reading a request.
 enum ReadError {
     /// A malformed or oversized head.
@@ -409,6 +446,15 @@ impl Http1Connection {
         self.closed().await;
     }
 
+    /// The stream, with the connection's state freed; the connection back
+    /// if another handle to it exists.
+    pub(crate) fn into_stream(self) -> Result<IoStream, Http1Connection> {
+        match Rc::try_unwrap(self.inner) {
+            Ok(inner) => Ok(inner.stream),
+            Err(inner) => Err(Http1Connection { inner }),
+        }
+    }
+
     /// The underlying stream.
     pub fn stream(&self) -> &IoStream {
         &self.inner.stream
@@ -426,7 +472,23 @@ impl Http1Connection {
     /// Malformed requests are answered with a bare status (400, 413, 414, 431,
     /// 501, 505) and the connection is closed; timeouts close it silently.
     pub async fn serve(self, delegate: Rc<dyn HttpServerConnectionDelegate>) {
-        let mut served = 0usize;
+        self.serve_from(&delegate, None, false).await;
+    }
+
+    /// Serves as [`serve`](Self::serve) does, from where a dormant
+    /// connection left off (`resume`: its count of requests, and the
+    /// deadline of the wait for its next one). With `may_sleep`, returns the
+    /// connection's place instead of going on waiting once it has waited
+    /// `dormant_after` for a request, when nobody but the caller and one
+    /// other (the server's list) holds it: the caller then makes it
+    /// dormant. `None` once the connection ended (closed, the delegate told).
+    pub(crate) async fn serve_from(
+        &self,
+        delegate: &Rc<dyn HttpServerConnectionDelegate>,
+        resume: Option<Resume>,
+        may_sleep: bool,
+    ) -> Option<Resume> {
+        let (mut served, mut deadline) = resume.map_or((0, None), |r| (r.served, r.deadline));
         let mut idle_timer = None;
         // Between requests this future holds only the wait; the request's
         // own, larger state lives in a box while it is served, so an idle
@@ -439,12 +501,17 @@ impl Http1Connection {
                 if self.inner.stream.buffered() == 0 {
                     request = None;
                 }
-                if !self.wait_for_request(&mut idle_timer).await {
-                    break;
+                let waited = self
+                    .wait_for_request(&mut idle_timer, deadline.take(), may_sleep)
+                    .await;
+                match waited {
+                    Waited::Request => {}
+                    Waited::End => break,
+                    Waited::Quiet(deadline) => return Some(Resume { served, deadline }),
                 }
             }
             let slot = request.get_or_insert_with(|| Box::pin(None));
-            slot.set(Some(self.serve_one(&*delegate, served)));
+            slot.set(Some(self.serve_one(&**delegate, served)));
             let go_on = match slot.as_mut().as_pin_mut() {
                 Some(serving) => serving.await,
                 None => false,
@@ -456,17 +523,26 @@ impl Http1Connection {
             served += 1;
         }
         drop((idle_timer, request));
-        delegate.on_close(&self);
+        delegate.on_close(self);
         self.close_when_flushed().await;
+        None
     }
 
     /// Waits for the next request on a kept-alive connection, first letting
-    /// a client that does not read its answers catch up; false when the
-    /// connection is to end (closing, the idle timeout, the peer left).
-    async fn wait_for_request(&self, idle_timer: &mut Option<Sleep>) -> bool {
+    /// a client that does not read its answers catch up, until `deadline`
+    /// (`None`: the idle timeout from now). `End` when the connection is to
+    /// end (closing, the idle timeout, the peer left); `Quiet` (with
+    /// `may_sleep`) when `dormant_after` passed with nothing to read and
+    /// nobody else holding the connection.
+    async fn wait_for_request(
+        &self,
+        idle_timer: &mut Option<Sleep>,
+        deadline: Option<Instant>,
+        may_sleep: bool,
+    ) -> Waited {
         let stream = &self.inner.stream;
         if self.inner.closing.get() {
-            return false;
+            return Waited::End;
         }
         if stream.write_buffer_size() > WRITE_HIGH_WATER {
             let _ = stream.write(Vec::new()).await;
@@ -474,14 +550,38 @@ impl Http1Connection {
         let any_byte =
             |buf: &[u8]| -> Result<_, StreamError> { Ok((!buf.is_empty()).then_some(((), 0))) };
         if stream.try_read_parsed(any_byte).is_some() {
-            return true; // pipelined: the next request is here already
+            return Waited::Request; // pipelined: the next request is here already
         }
-        let deadline = Instant::now().checked_add(self.inner.params.idle_connection_timeout);
+        let params = &self.inner.params;
+        let now = Instant::now();
+        let deadline = deadline.or_else(|| now.checked_add(params.idle_connection_timeout));
         // Pinned here and lent: the read's state is held once by this
         // future, not again by `wait_until`'s (an idle connection is mostly
         // this wait).
-        let read = std::pin::pin!(stream.read_parsed(any_byte));
-        matches!(wait_until(idle_timer, deadline, read).await, Some(Ok(())))
+        let mut read = std::pin::pin!(stream.read_parsed(any_byte));
+        let sleep_after = params
+            .dormant_after
+            .filter(|after| may_sleep && params.idle_connection_timeout >= *after * 2);
+        // Asleep once quiet for `dormant_after`, if held by the caller
+        // (`serve_from`'s) and the server's list only: nobody could tell
+        // the connection was made anew. Someone else's handle is checked
+        // for again each `dormant_after`.
+        let mut quiet_since = now;
+        while let Some(sleep_at) = sleep_after
+            .and_then(|after| quiet_since.checked_add(after))
+            .filter(|at| deadline.is_none_or(|deadline| *at < deadline))
+        {
+            match wait_until(idle_timer, Some(sleep_at), read.as_mut()).await {
+                Some(Ok(())) => return Waited::Request,
+                Some(Err(_)) => return Waited::End,
+                None if Rc::strong_count(&self.inner) <= 2 => return Waited::Quiet(deadline),
+                None => quiet_since = sleep_at,
+            }
+        }
+        match wait_until(idle_timer, deadline, read).await {
+            Some(Ok(())) => Waited::Request,
+            _ => Waited::End,
+        }
     }
 
     /// Serves one request; returns whether to go on with another.

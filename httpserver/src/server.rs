@@ -6,11 +6,13 @@ use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
-use whirl_ioloop::spawn;
-use whirl_iostream::{IoStream, TcpServer, TlsServerConfig};
+use slab::Slab;
+use whirl_ioloop::{sleep, spawn};
+use whirl_iostream::{DormantStream, IoStream, TcpServer, TlsServerConfig};
 
-use crate::connection::{Http1Connection, Http1ConnectionParams};
+use crate::connection::{Http1Connection, Http1ConnectionParams, Resume};
 use crate::delegate::{Flow, HttpMessageDelegate, HttpServerConnectionDelegate, StartLine};
 use crate::gzip_delegate::GzipMessageDelegate;
 use crate::head::RequestHead;
@@ -83,8 +85,12 @@ struct Shared {
     params: RefCell<Rc<Http1ConnectionParams>>,
     /// Whether TLS is on (requests then say `https`).
     tls: Cell<bool>,
-    /// Live connections, for `close_all_connections`.
-    connections: RefCell<Vec<Http1Connection>>,
+    /// Open connections, served or dormant (for the connection cap,
+    /// `close_all_connections`, and to find a dormant one again).
+    connections: RefCell<Slab<Tracked>>,
+    /// True while a sweeper task looks for dormant connections whose idle
+    /// timeout passed.
+    sweeping: Cell<bool>,
     /// Whether proxy headers set each request's address and protocol.
     xheaders: Cell<bool>,
     /// Proxies skipped in `X-Forwarded-For` (with `xheaders`).
@@ -125,7 +131,8 @@ impl HttpServer {
             delegate: Rc::new(delegate),
             params: RefCell::new(Rc::new(Http1ConnectionParams::default())),
             tls: Cell::new(false),
-            connections: RefCell::new(Vec::new()),
+            connections: RefCell::new(Slab::new()),
+            sweeping: Cell::new(false),
             xheaders: Cell::new(false),
             trusted_downstream: RefCell::new(Rc::from(Vec::new())),
             decompress: Cell::new(false),
@@ -159,14 +166,12 @@ impl HttpServer {
                 if let Err(e) = stream.set_nodelay(true) {
                     log::debug!("TCP_NODELAY not set: {e}");
                 }
-                let params = shared.params.borrow().clone(); // one copy for all
-                let connection = Http1Connection::new(stream, params, Some(peer), shared.tls.get());
-                shared.connections.borrow_mut().push(connection.clone());
-                connection.clone().serve(shared.clone()).await;
-                shared
+                let connection = shared.connection_over(stream, peer);
+                let key = shared
                     .connections
                     .borrow_mut()
-                    .retain(|c| !c.same_as(&connection));
+                    .insert(Tracked::Serving(connection.clone()));
+                run_connection(shared, key, connection, None).await;
             }
         });
         HttpServer { tcp, shared }
@@ -278,12 +283,19 @@ impl HttpServer {
     }
 
     /// Closes every open connection once its response in flight (if any) has
-    /// been sent: idle ones at once, all of them together. Call after
+    /// been sent: idle ones (dormant ones too) at once, all of them
+    /// together; returns once each is closed and its delegate's `on_close`
+    /// was called. Call after
     /// [`stop`](HttpServer::stop) for a graceful shutdown (see
     /// [`drain`](crate::drain)). Tornado: `close_all_connections`.
     pub async fn close_all_connections(&self) {
         loop {
-            let open: Vec<Http1Connection> = self.shared.connections.borrow().clone();
+            // Dormant connections are woken to close as served ones do.
+            let dormant: Vec<usize> = self.shared.dormant_keys(|_| true);
+            for key in dormant {
+                wake(&self.shared, key);
+            }
+            let open: Vec<Http1Connection> = self.shared.serving();
             if open.is_empty() {
                 return;
             }
@@ -297,16 +309,27 @@ impl HttpServer {
             for task in closing {
                 let _ = task.await;
             }
-            self.shared
-                .connections
-                .borrow_mut()
-                .retain(|c| !c.stream().closed());
+            // A closed connection stays listed until its task has told the
+            // delegate (`on_close`) and let go of it: the next round (at
+            // once done for it) waits for that.
         }
     }
 
-    /// Number of open connections.
+    /// Number of open connections (dormant ones included).
     pub fn connection_count(&self) -> usize {
         self.shared.connections.borrow().len()
+    }
+
+    /// Number of open connections that are dormant: kept-alive ones that
+    /// waited longer than [`dormant_after`](Http1ConnectionParams::dormant_after)
+    /// for their next request, held as their socket and a small record.
+    pub fn dormant_connection_count(&self) -> usize {
+        self.shared
+            .connections
+            .borrow()
+            .iter()
+            .filter(|(_, tracked)| matches!(tracked, Tracked::Dormant(_)))
+            .count()
     }
 
     /// Number of requests in flight: read, and not yet answered in full.
@@ -315,9 +338,203 @@ impl HttpServer {
             .connections
             .borrow()
             .iter()
-            .filter(|c| c.in_request())
+            .filter(|(_, tracked)| matches!(tracked, Tracked::Serving(c) if c.in_request()))
             .count()
     }
+}
+
+/// An open connection of a server.
+enum Tracked {
+    /// Being served by its task.
+    Serving(Http1Connection),
+    /// Dormant: nothing but its socket and where it left off (`None` only
+    /// for the moment it is being put to sleep or woken).
+    Dormant(Option<Box<Dormant>>),
+}
+
+/// A dormant connection: what it takes to serve it again.
+struct Dormant {
+    /// The socket, registered with the loop, calling `wake` on its next
+    /// event.
+    stream: DormantStream,
+    /// The client's address.
+    peer: SocketAddr,
+    /// Where its service left off.
+    resume: Resume,
+}
+
+impl Shared {
+    /// A connection over `stream` from `peer`, with the server's settings.
+    fn connection_over(&self, stream: IoStream, peer: SocketAddr) -> Http1Connection {
+        let params = self.params.borrow().clone(); // one copy for all
+        Http1Connection::new(stream, params, Some(peer), self.tls.get())
+    }
+
+    /// The connections being served (handles to them).
+    fn serving(&self) -> Vec<Http1Connection> {
+        self.connections
+            .borrow()
+            .iter()
+            .filter_map(|(_, tracked)| match tracked {
+                Tracked::Serving(c) => Some(c.clone()),
+                Tracked::Dormant(_) => None,
+            })
+            .collect()
+    }
+
+    /// Keys of the dormant connections for which `pick` says yes.
+    fn dormant_keys(&self, pick: impl Fn(&Dormant) -> bool) -> Vec<usize> {
+        self.connections
+            .borrow()
+            .iter()
+            .filter_map(|(key, tracked)| match tracked {
+                Tracked::Dormant(Some(dormant)) if pick(dormant) => Some(key),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Serves the connection listed under `key` until it ends (then drops it
+/// from the list) or is made dormant (then its task ends here, and `wake`
+/// starts another when the client sends again).
+async fn run_connection(
+    shared: Rc<Shared>,
+    key: usize,
+    mut connection: Http1Connection,
+    mut resume: Option<Resume>,
+) {
+    let delegate: Rc<dyn HttpServerConnectionDelegate> = shared.clone();
+    loop {
+        let Some(quiet) = connection.serve_from(&delegate, resume, true).await else {
+            break;
+        };
+        match put_to_sleep(&shared, key, connection, quiet) {
+            Ok(()) => return,
+            Err(awake) => (connection, resume) = (awake, Some(quiet)),
+        }
+    }
+    let mut connections = shared.connections.borrow_mut();
+    if matches!(connections.get(key), Some(Tracked::Serving(c)) if c.same_as(&connection)) {
+        connections.remove(key);
+    }
+}
+
+/// Makes the connection listed under `key` dormant: its state and buffers
+/// freed, its socket kept with a record of where it left off. Hands the
+/// connection back (to be served on) if it cannot sleep: another handle to
+/// it exists, or its stream is not quiet.
+fn put_to_sleep(
+    shared: &Rc<Shared>,
+    key: usize,
+    connection: Http1Connection,
+    resume: Resume,
+) -> Result<(), Http1Connection> {
+    // Step 1. The list's handle goes, so ours is the only one left (if no
+    // one else holds one).
+    let listed = {
+        let mut connections = shared.connections.borrow_mut();
+        match connections.get_mut(key) {
+            Some(tracked @ Tracked::Serving(_)) => {
+                std::mem::replace(tracked, Tracked::Dormant(None))
+            }
+            _ => return Err(connection),
+        }
+    };
+    drop(listed);
+    let Some(peer) = connection.remote_addr() else {
+        return Err(relist(shared, key, connection));
+    };
+    // Step 2. The connection's state goes, then the stream's (down to its
+    // socket, whose next event wakes it).
+    let stream = match connection.into_stream() {
+        Ok(stream) => stream,
+        Err(connection) => return Err(relist(shared, key, connection)),
+    };
+    let waker = shared.clone();
+    match stream.into_dormant(move |_| wake(&waker, key)) {
+        Ok(stream) => {
+            if let Some(Tracked::Dormant(slot)) = shared.connections.borrow_mut().get_mut(key) {
+                *slot = Some(Box::new(Dormant {
+                    stream,
+                    peer,
+                    resume,
+                }));
+            }
+            sweep_while_dormant(shared);
+            Ok(())
+        }
+        Err(stream) => Err(relist(shared, key, shared.connection_over(stream, peer))),
+    }
+}
+
+/// Lists `connection` under `key` as served; returns it.
+fn relist(shared: &Shared, key: usize, connection: Http1Connection) -> Http1Connection {
+    if let Some(tracked) = shared.connections.borrow_mut().get_mut(key) {
+        *tracked = Tracked::Serving(connection.clone());
+    }
+    connection
+}
+
+/// Serves the dormant connection listed under `key` again (its client sent
+/// something or left, its idle timeout passed, or the server is closing
+/// its connections): a new connection over its socket, a new task, from
+/// where it left off. Does nothing if it is not dormant (any more).
+fn wake(shared: &Rc<Shared>, key: usize) {
+    let dormant = match shared.connections.borrow_mut().get_mut(key) {
+        Some(Tracked::Dormant(slot)) => slot.take(),
+        _ => None,
+    };
+    let Some(dormant) = dormant else {
+        return;
+    };
+    let Dormant {
+        stream,
+        peer,
+        resume,
+    } = *dormant;
+    match stream.wake() {
+        Ok(stream) => {
+            let connection = relist(shared, key, shared.connection_over(stream, peer));
+            spawn(run_connection(
+                shared.clone(),
+                key,
+                connection,
+                Some(resume),
+            ));
+        }
+        Err(e) => {
+            // The loop let go of the socket (it is being closed).
+            log::debug!("a dormant connection could not wake: {e}");
+            shared.connections.borrow_mut().remove(key);
+        }
+    }
+}
+
+/// Starts, unless one runs, the task that wakes dormant connections whose
+/// idle timeout passed (so they close as served ones do); it ends when none
+/// is dormant. One timer for all of them, checked every 1/16 of the idle
+/// timeout (at most every second).
+fn sweep_while_dormant(shared: &Rc<Shared>) {
+    if shared.sweeping.replace(true) {
+        return;
+    }
+    let shared = shared.clone();
+    spawn(async move {
+        loop {
+            let timeout = shared.params.borrow().idle_connection_timeout;
+            sleep((timeout / 16).clamp(Duration::from_millis(10), Duration::from_secs(1))).await;
+            let now = Instant::now();
+            let due = shared.dormant_keys(|d| d.resume.deadline.is_some_and(|at| at <= now));
+            for key in due {
+                wake(&shared, key);
+            }
+            if shared.dormant_keys(|_| true).is_empty() {
+                break;
+            }
+        }
+        shared.sweeping.set(false);
+    });
 }
 
 impl fmt::Debug for HttpServer {
