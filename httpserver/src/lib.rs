@@ -33,8 +33,8 @@ pub use client_connection::{
 };
 pub use connection::{
     Http1Connection, Http1ConnectionParams, HttpOutputError, DEFAULT_BODY_TIMEOUT,
-    DEFAULT_CHUNK_SIZE, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_CONNECTION_TIMEOUT,
-    DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_REQUESTS, WRITE_HIGH_WATER,
+    DEFAULT_CHUNK_SIZE, DEFAULT_DORMANT_AFTER, DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_CONNECTION_TIMEOUT, DEFAULT_MAX_BODY_SIZE, DEFAULT_MAX_REQUESTS, WRITE_HIGH_WATER,
 };
 pub use delegate::{Flow, HttpMessageDelegate, HttpServerConnectionDelegate, StartLine};
 pub use framing::{

@@ -1623,7 +1623,7 @@ impl IoStream {
         let mut s = self.state.borrow_mut();
         s.handler = None;
         let transport = s.transport.take();
-        let options = s.options;
+        let options = (s.options != StreamOptions::default()).then(|| Box::new(s.options));
         let close_callback = s.close_callback.take();
         drop(s);
         drop((close_callback, self)); // frees the state; no socket is closed
@@ -1646,8 +1646,9 @@ pub struct DormantStream {
     handler: HandlerId,
     /// The loop it is registered with.
     io_loop: IoLoop,
-    /// The stream's limits, for when it wakes.
-    options: StreamOptions,
+    /// The stream's limits, for when it wakes, unless the defaults (a
+    /// dormant connection is smaller by the bytes).
+    options: Option<Box<StreamOptions>>,
 }
 
 impl DormantStream {
@@ -1661,7 +1662,8 @@ impl DormantStream {
     /// `NotFound` if the loop no longer has the registration (it was
     /// closed); the transport is closed.
     pub fn wake(mut self) -> io::Result<IoStream> {
-        let state = Rc::new(RefCell::new(State::new(self.io_loop.clone(), self.options)));
+        let options = self.options.as_deref().copied().unwrap_or_default();
+        let state = Rc::new(RefCell::new(State::new(self.io_loop.clone(), options)));
         self.io_loop
             .replace_handler(self.handler, stream_handler(&state))?;
         {

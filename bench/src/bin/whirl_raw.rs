@@ -10,10 +10,11 @@
 //! ```
 
 use std::io;
+use std::time::Duration;
 
 use clap::Parser;
 use serde::Serialize;
-use whirl_httpserver::{HttpServer, ResponseStartLine};
+use whirl_httpserver::{Http1ConnectionParams, HttpServer, ResponseStartLine};
 use whirl_ioloop::IoLoop;
 use whirl_iostream::WriteBuf;
 
@@ -26,6 +27,11 @@ struct Args {
     /// Address to bind.
     #[arg(long, default_value = "127.0.0.1")]
     address: String,
+    /// Idle milliseconds before a kept-alive connection is made dormant
+    /// (`Http1ConnectionParams::dormant_after`); 0 never. Default: the
+    /// server's default.
+    #[arg(long)]
+    dormant_after_ms: Option<u64>,
 }
 
 /// The plaintext body.
@@ -58,6 +64,11 @@ fn main() -> io::Result<()> {
         let status = ResponseStartLine::new(200);
         let _ = connection.respond(&status, &[("Content-Type", content_type)], body);
     });
+    let mut params = Http1ConnectionParams::default();
+    if let Some(ms) = args.dormant_after_ms {
+        params.dormant_after = (ms > 0).then(|| Duration::from_millis(ms));
+    }
+    let server = server.with_params(params);
     let addrs = server.listen(args.port, Some(&args.address))?;
     log::info!("listening on http://{}:{}", args.address, addrs[0].port());
     io_loop.start();
