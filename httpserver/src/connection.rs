@@ -82,8 +82,11 @@ pub struct Http1ConnectionParams {
     /// again, leaves, or the idle timeout passes. An idle connection then
     /// costs about 0.4 KiB instead of 1.7 KiB; waking costs a few
     /// allocations (about 2 µs of CPU measured), paid by clients that pause
-    /// longer than this between requests — raise it (or set `None`) for
-    /// many such clients, when CPU matters more than memory. Only a
+    /// longer than this between requests. A connection whose client comes
+    /// back within four times its threshold after it fell asleep waits
+    /// twice as long before its next sleep (up to 64 times this), so a
+    /// client that pauses regularly stops paying for it after a wake or
+    /// two. Raise it (or set `None`) when CPU matters more than memory. Only a
     /// connection nobody else holds a handle to is made dormant, and only
     /// when `idle_connection_timeout` is at least twice this (the timeout
     /// of a dormant connection is checked on a coarser clock: up to 1/16 of
@@ -286,12 +289,48 @@ pub struct Http1Connection {
 }
 
 /// Where a connection made dormant left off, to serve it again from there.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Resume {
-    /// Requests served so far (`max_requests` counts them all).
-    pub(crate) served: usize,
     /// The deadline of the wait for the next request (`None`: none).
     pub(crate) deadline: Option<Instant>,
+    /// Requests served so far (`max_requests` counts them all; a dormant
+    /// record is smaller with 32 bits, and `max_requests` beyond them
+    /// saturates).
+    pub(crate) served: u32,
+    /// How many times this connection's `dormant_after` was doubled: each
+    /// time its client came back soon after it fell asleep (see
+    /// [`Resume::woken_by_client`]).
+    pub(crate) doublings: u8,
+}
+
+/// Most doublings of a connection's `dormant_after` (×64: 3.2 s from the
+/// default 50 ms).
+const MAX_DOUBLINGS: u8 = 6;
+
+impl Resume {
+    /// This connection's `dormant_after`: the setting, doubled as often as
+    /// its client came back soon after a sleep.
+    fn dormant_after(&self, params: &Http1ConnectionParams) -> Option<Duration> {
+        let after = params.dormant_after?;
+        Some(after.saturating_mul(1 << self.doublings.min(MAX_DOUBLINGS)))
+    }
+
+    /// Notes that the client sent again (or left) at `now`, after sleeping
+    /// since it was quiet for this connection's `dormant_after`. A client
+    /// that came back within four times that is one that pauses, not one
+    /// that left: waking it costs more CPU (a few allocations) than its
+    /// memory is worth, so it waits twice as long before its next sleep.
+    pub(crate) fn woken_by_client(&mut self, params: &Http1ConnectionParams, now: Instant) {
+        let (Some(deadline), Some(after)) = (self.deadline, self.dormant_after(params)) else {
+            return;
+        };
+        let Some(waiting_since) = deadline.checked_sub(params.idle_connection_timeout) else {
+            return;
+        };
+        if now.saturating_duration_since(waiting_since) < after.saturating_mul(4) {
+            self.doublings = (self.doublings + 1).min(MAX_DOUBLINGS);
+        }
+    }
 }
 
 /// How a wait for the next request ended.
@@ -491,7 +530,11 @@ impl Http1Connection {
         resume: Option<Resume>,
         may_sleep: bool,
     ) -> Option<Resume> {
-        let (mut served, mut deadline) = resume.map_or((0, None), |r| (r.served, r.deadline));
+        let resume = resume.unwrap_or_default();
+        let (mut served, mut deadline) = (resume.served as usize, resume.deadline);
+        let sleep_after = resume
+            .dormant_after(&self.inner.params)
+            .filter(|after| may_sleep && self.inner.params.idle_connection_timeout >= *after * 2);
         let mut idle_timer = None;
         // Between requests this future holds only the wait; the request's
         // own, larger state lives in a box while it is served, so an idle
@@ -505,12 +548,19 @@ impl Http1Connection {
                     request = None;
                 }
                 let waited = self
-                    .wait_for_request(&mut idle_timer, deadline.take(), may_sleep)
+                    .wait_for_request(&mut idle_timer, deadline.take(), sleep_after)
                     .await;
                 match waited {
                     Waited::Request => {}
                     Waited::End => break,
-                    Waited::Quiet(deadline) => return Some(Resume { served, deadline }),
+                    Waited::Quiet(deadline) => {
+                        let served = u32::try_from(served).unwrap_or(u32::MAX);
+                        return Some(Resume {
+                            deadline,
+                            served,
+                            ..resume
+                        });
+                    }
                 }
             }
             let slot = request.get_or_insert_with(|| Box::pin(None));
@@ -534,14 +584,14 @@ impl Http1Connection {
     /// Waits for the next request on a kept-alive connection, first letting
     /// a client that does not read its answers catch up, until `deadline`
     /// (`None`: the idle timeout from now). `End` when the connection is to
-    /// end (closing, the idle timeout, the peer left); `Quiet` (with
-    /// `may_sleep`) when `dormant_after` passed with nothing to read and
-    /// nobody else holding the connection.
+    /// end (closing, the idle timeout, the peer left); `Quiet` when
+    /// `sleep_after` (if any) passed with nothing to read and nobody else
+    /// holding the connection.
     async fn wait_for_request(
         &self,
         idle_timer: &mut Option<Sleep>,
         deadline: Option<Instant>,
-        may_sleep: bool,
+        sleep_after: Option<Duration>,
     ) -> Waited {
         let stream = &self.inner.stream;
         if self.inner.closing.get() {
@@ -562,9 +612,6 @@ impl Http1Connection {
         // future, not again by `wait_until`'s (an idle connection is mostly
         // this wait).
         let mut read = std::pin::pin!(stream.read_parsed(any_byte));
-        let sleep_after = params
-            .dormant_after
-            .filter(|after| may_sleep && params.idle_connection_timeout >= *after * 2);
         // Asleep once quiet for `dormant_after`, if held by the caller
         // (`serve_from`'s) and the server's list only: nobody could tell
         // the connection was made anew. Someone else's handle is checked

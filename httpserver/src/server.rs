@@ -293,7 +293,7 @@ impl HttpServer {
             // Dormant connections are woken to close as served ones do.
             let dormant: Vec<usize> = self.shared.dormant_keys(|_| true);
             for key in dormant {
-                wake(&self.shared, key);
+                wake(&self.shared, key, false);
             }
             let open: Vec<Http1Connection> = self.shared.serving();
             if open.is_empty() {
@@ -452,7 +452,7 @@ fn put_to_sleep(
         Err(connection) => return Err(relist(shared, key, connection)),
     };
     let waker = shared.clone();
-    match stream.into_dormant(move |_| wake(&waker, key)) {
+    match stream.into_dormant(move |_| wake(&waker, key, true)) {
         Ok(stream) => {
             if let Some(Tracked::Dormant(slot)) = shared.connections.borrow_mut().get_mut(key) {
                 *slot = Some(Box::new(Dormant {
@@ -477,10 +477,11 @@ fn relist(shared: &Shared, key: usize, connection: Http1Connection) -> Http1Conn
 }
 
 /// Serves the dormant connection listed under `key` again (its client sent
-/// something or left, its idle timeout passed, or the server is closing
-/// its connections): a new connection over its socket, a new task, from
-/// where it left off. Does nothing if it is not dormant (any more).
-fn wake(shared: &Rc<Shared>, key: usize) {
+/// something or left — `by_client` — its idle timeout passed, or the server
+/// is closing its connections): a new connection over its socket, a new
+/// task, from where it left off. Does nothing if it is not dormant (any
+/// more).
+fn wake(shared: &Rc<Shared>, key: usize, by_client: bool) {
     let dormant = match shared.connections.borrow_mut().get_mut(key) {
         Some(Tracked::Dormant(slot)) => slot.take(),
         _ => None,
@@ -491,8 +492,11 @@ fn wake(shared: &Rc<Shared>, key: usize) {
     let Dormant {
         stream,
         peer,
-        resume,
+        mut resume,
     } = *dormant;
+    if by_client {
+        resume.woken_by_client(&shared.params.borrow(), Instant::now());
+    }
     match stream.wake() {
         Ok(stream) => {
             let connection = relist(shared, key, shared.connection_over(stream, peer));
@@ -527,7 +531,7 @@ fn sweep_while_dormant(shared: &Rc<Shared>) {
             let now = Instant::now();
             let due = shared.dormant_keys(|d| d.resume.deadline.is_some_and(|at| at <= now));
             for key in due {
-                wake(&shared, key);
+                wake(&shared, key, false);
             }
             if shared.dormant_keys(|_| true).is_empty() {
                 break;

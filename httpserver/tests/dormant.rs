@@ -318,3 +318,31 @@ fn without_dormant_after_connections_never_sleep() {
         join(handle).await;
     });
 }
+
+#[test]
+fn a_client_that_comes_back_soon_after_each_sleep_is_let_sleep_later() {
+    run_on(&IoLoop::new(), async {
+        let seen = Rc::new(Seen::default());
+        let (server, addr) = hello_server(soon_dormant(), &seen);
+        let (to_client, from_client, handle) = client(addr);
+        // Each request comes just after the connection fell asleep: its
+        // threshold doubles each time, 20 ms → 40, 80, … 1,280 ms (the cap).
+        for _ in 0..7 {
+            to_client.send(get("/")).unwrap();
+            assert_eq!(reply(&from_client).await.0, 200);
+            wait_until(|| server.dormant_connection_count() == 1).await;
+        }
+        to_client.send(get("/")).unwrap();
+        assert_eq!(reply(&from_client).await.0, 200);
+        sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            server.dormant_connection_count(),
+            0,
+            "awake for 1,280 ms now"
+        );
+        wait_until(|| server.dormant_connection_count() == 1).await;
+        drop(to_client);
+        server.close_all_connections().await;
+        join(handle).await;
+    });
+}
