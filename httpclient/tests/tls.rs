@@ -201,3 +201,25 @@ fn client_cert_is_presented_to_a_server_that_requires_one() {
         "only the request with a certificate got through"
     );
 }
+
+#[test]
+fn a_pooled_https_connection_left_idle_past_dormant_after_is_still_served() {
+    // The server makes a connection dormant after 50 ms (the default): the
+    // TLS session sleeps with its socket and is woken by the next request.
+    let (cert, key) = self_signed();
+    let server = tls_app_server(&cert, &key);
+    let url = server.https_url("/");
+    run(async move {
+        let client = AsyncHttpClient::new();
+        for _ in 0..3 {
+            let response = client
+                .fetch(HttpRequest::get(&url).validate_cert(false))
+                .await
+                .unwrap();
+            assert_eq!(response.text(), HELLO);
+            whirl_ioloop::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        assert_eq!(client.idle_connections(), 1);
+    });
+    assert_eq!(server.stats.connections(), 1);
+}

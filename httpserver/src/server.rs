@@ -533,7 +533,11 @@ fn sweep_while_dormant(shared: &Rc<Shared>) {
             for key in due {
                 wake(&shared, key, false);
             }
-            if shared.dormant_keys(|_| true).is_empty() {
+            let connections = shared.connections.borrow();
+            if !connections
+                .iter()
+                .any(|(_, tracked)| matches!(tracked, Tracked::Dormant(_)))
+            {
                 break;
             }
         }
