@@ -45,6 +45,13 @@ type HandlerFn = dyn Fn(HttpServerRequest, &Http1Connection);
 /// shared port; [`shutdown_on_signals`](crate::shutdown_on_signals) stops
 /// it gracefully on `SIGTERM`. Clones are handles to the same server.
 ///
+/// A kept-alive connection that waits longer than
+/// [`dormant_after`](Http1ConnectionParams::dormant_after) (50 ms) for its
+/// next request is made dormant — freed down to its socket and a small
+/// record, served again from where it left off when the client sends — so
+/// thousands of idle connections cost little memory
+/// ([`dormant_connection_count`](HttpServer::dormant_connection_count)).
+///
 /// # Examples
 ///
 /// ```
