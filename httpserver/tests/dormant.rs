@@ -214,8 +214,10 @@ fn the_idle_timeout_closes_a_dormant_connection_and_the_delegate_hears_of_it() {
         drop(to_client);
         wait_until(|| server.dormant_connection_count() == 1).await;
         wait_until(|| server.connection_count() == 0).await;
-        // Never early (the timer may only be late).
-        assert!(answered.elapsed() >= timeout - Duration::from_millis(20));
+        // Not at the sleep, and never early: the wait began before the
+        // client had its answer, by a scheduling delay at most (half the
+        // timeout is room for that).
+        assert!(answered.elapsed() >= timeout / 2, "{:?}", answered.elapsed());
         assert!(join(handle).await.is_empty());
         assert_eq!(seen.closes.get(), 1);
     });
