@@ -217,7 +217,11 @@ fn the_idle_timeout_closes_a_dormant_connection_and_the_delegate_hears_of_it() {
         // Not at the sleep, and never early: the wait began before the
         // client had its answer, by a scheduling delay at most (half the
         // timeout is room for that).
-        assert!(answered.elapsed() >= timeout / 2, "{:?}", answered.elapsed());
+        assert!(
+            answered.elapsed() >= timeout / 2,
+            "{:?}",
+            answered.elapsed()
+        );
         assert!(join(handle).await.is_empty());
         assert_eq!(seen.closes.get(), 1);
     });
