@@ -13,7 +13,10 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{connect, join, read_response, read_to_close, run_on, wait_until, HELLO};
+use support::{
+    connect, hello_server as hello_thread_server, join, read_response, read_to_close, run_on,
+    wait_until, Reader, HELLO,
+};
 use whirl_httpserver::{
     Flow, Http1Connection, Http1ConnectionParams, HttpHeaders, HttpMessageDelegate, HttpServer,
     HttpServerConnectionDelegate, ResponseStartLine, StartLine,
@@ -351,4 +354,74 @@ fn a_client_that_comes_back_soon_after_each_sleep_is_let_sleep_later() {
         server.close_all_connections().await;
         join(handle).await;
     });
+}
+
+#[test]
+fn many_clients_pausing_around_the_threshold_get_every_answer_whole() {
+    // Sleeps and wakes at every step of a mixed conversation: single
+    // requests, pipelined pairs, bodies, heads split by a pause; pauses on
+    // either side of a 5 ms threshold. Every answer must come whole, in
+    // order, on the same connection.
+    let server = hello_thread_server(Http1ConnectionParams {
+        dormant_after: Some(Duration::from_millis(5)),
+        ..Http1ConnectionParams::default()
+    });
+    let addr = server.addr;
+    let clients: Vec<_> = (0..16u64)
+        .map(|client| {
+            thread::spawn(move || {
+                let mut stream = connect(addr);
+                let mut seed = client.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                let mut next = move |n: u64| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed % n
+                };
+                for step in 0..20 {
+                    let path = format!("/c{client}/s{step}");
+                    let mut expected = vec![(path.clone(), HELLO.as_bytes().to_vec())];
+                    match next(4) {
+                        0 => stream.write_all(get(&path).as_bytes()).unwrap(),
+                        1 => {
+                            let second = format!("{path}/b");
+                            let both = format!("{}{}", get(&path), get(&second));
+                            stream.write_all(both.as_bytes()).unwrap();
+                            expected.push((second, HELLO.as_bytes().to_vec()));
+                        }
+                        2 => {
+                            let body = vec![b'x' + (step % 3) as u8; 1 + next(70_000) as usize];
+                            let head = format!(
+                                "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                                body.len()
+                            );
+                            stream.write_all(head.as_bytes()).unwrap();
+                            stream.write_all(&body).unwrap();
+                            expected[0].1 = body;
+                        }
+                        _ => {
+                            let request = get(&path);
+                            let (a, b) = request.split_at(7);
+                            stream.write_all(a.as_bytes()).unwrap();
+                            thread::sleep(Duration::from_millis(12));
+                            stream.write_all(b.as_bytes()).unwrap();
+                        }
+                    }
+                    let mut reader = Reader::new(&mut stream);
+                    for (path, body) in expected {
+                        let response = reader.read_response(false).unwrap();
+                        assert_eq!(response.code, 200, "{path}");
+                        assert_eq!(response.header("X-Path"), Some(path.as_str()));
+                        assert_eq!(response.body, body, "{path}");
+                    }
+                    assert!(reader.leftover().is_empty());
+                    let pause = [0, 3, 8, 30, 60][next(5) as usize];
+                    thread::sleep(Duration::from_millis(pause));
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("a client failed");
+    }
 }
