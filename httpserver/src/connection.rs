@@ -14,7 +14,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
-use std::task::Poll;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use whirl_ioloop::locks::Event;
@@ -253,7 +253,7 @@ struct Inner {
     /// The current response.
     response: RefCell<Response>,
     /// Set when the current response finished (or the stream closed).
-    response_done: Event,
+    response_done: DoneFlag,
     /// Set once the stream closed; made only when someone waits for that
     /// (an idle connection is smaller without it).
     closed: RefCell<Option<Event>>,
@@ -373,18 +373,19 @@ impl Http1Connection {
         remote_addr: Option<SocketAddr>,
         secure: bool,
     ) -> Http1Connection {
-        let response_done = Event::new();
         // A client that shuts down its side has left (Tornado, nginx): its
         // handler hears of it even while no read is pending.
         stream.set_close_on_peer_shutdown(true);
         Http1Connection {
             inner: Rc::new_cyclic(|weak: &Weak<Inner>| {
-                let (weak, on_close_done) = (weak.clone(), response_done.clone());
+                let weak = weak.clone();
                 stream.set_close_callback(move || {
-                    on_close_done.set();
-                    let closed = weak
-                        .upgrade()
-                        .and_then(|inner| inner.closed.borrow().clone());
+                    // Nobody waits on a connection already let go of.
+                    let Some(inner) = weak.upgrade() else {
+                        return;
+                    };
+                    inner.response_done.set();
+                    let closed = inner.closed.borrow().clone();
                     if let Some(closed) = closed {
                         closed.set();
                     }
@@ -393,7 +394,7 @@ impl Http1Connection {
                     stream,
                     params: params.into(),
                     response: RefCell::new(Response::idle()),
-                    response_done,
+                    response_done: DoneFlag::default(),
                     closed: RefCell::new(None),
                     in_request: Cell::new(false),
                     closing: Cell::new(false),
@@ -806,23 +807,14 @@ impl Http1Connection {
     /// task of its own, so the next request is read meanwhile.
     async fn run_until_answered(&self, mut flow: Pin<Box<dyn Future<Output = ()>>>) {
         let done = &self.inner.response_done;
-        let mut answered: Option<Pin<Box<dyn Future<Output = ()> + '_>>> = None;
         let finished = std::future::poll_fn(|cx| {
             if flow.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(true);
             }
-            if done.is_set() {
-                return Poll::Ready(false);
-            }
             // Woken also when someone else finishes the response.
-            let wait = answered.get_or_insert_with(|| Box::pin(done.wait()));
-            if wait.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(false);
-            }
-            Poll::Pending
+            done.poll_wait(cx).map(|()| false)
         })
         .await;
-        drop(answered);
         if !finished {
             drop(whirl_ioloop::spawn(flow));
         }
@@ -1252,6 +1244,50 @@ async fn wait_until<F: Future>(
         }
     })
     .await
+}
+
+/// The serve task's wait for the response in flight to finish: a flag and
+/// the one waker waiting on it (only the connection's task waits), kept in
+/// the connection itself rather than in an `Event` of its own.
+#[derive(Default)]
+struct DoneFlag {
+    /// Whether it is set.
+    set: Cell<bool>,
+    /// The waiting task's waker.
+    waker: Cell<Option<Waker>>,
+}
+
+impl DoneFlag {
+    /// Sets it and wakes the waiter.
+    fn set(&self) {
+        self.set.set(true);
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// Clears it (a new response begins).
+    fn clear(&self) {
+        self.set.set(false);
+    }
+
+    /// Ready once set; else the waker is kept for `set`.
+    fn poll_wait(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.set.get() {
+            return Poll::Ready(());
+        }
+        let waker = match self.waker.take() {
+            Some(waker) if waker.will_wake(cx.waker()) => waker,
+            _ => cx.waker().clone(),
+        };
+        self.waker.set(Some(waker));
+        Poll::Pending
+    }
+
+    /// Waits until it is set.
+    async fn wait(&self) {
+        std::future::poll_fn(|cx| self.poll_wait(cx)).await;
+    }
 }
 
 /// The most verbose level of `Info`, `Warn`, `Error` (the access log's)
