@@ -572,8 +572,14 @@ fn checked_header(name: &str, value: impl fmt::Display) -> Result<HeaderText, Ht
     if !is_valid_header_name(name) {
         return Err(HttpError::new(500).log_message(format!("Invalid header name {name:?}")));
     }
-    let text = value.as_ref();
-    if text.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f) {
+    // Scanned as bytes: the text is only made a `&str` (checked UTF-8
+    // again) where it is used.
+    if value
+        .as_bytes()
+        .iter()
+        .any(|&b| b < 0x20 && b != b'\t' || b == 0x7f)
+    {
+        let text = value.as_ref();
         return Err(HttpError::new(500).log_message(format!("Unsafe header value {text:?}")));
     }
     Ok(value)
@@ -613,6 +619,16 @@ impl HeaderText {
         // Writing to either case cannot fail.
         let _ = fmt::Write::write_fmt(&mut text, format_args!("{value}"));
         text
+    }
+}
+
+impl HeaderText {
+    /// The formatted bytes.
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            HeaderText::Inline(bytes, len) => &bytes[..*len],
+            HeaderText::Heap(string) => string.as_bytes(),
+        }
     }
 }
 
