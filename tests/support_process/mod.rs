@@ -193,7 +193,8 @@ pub enum Outcome {
         /// Whether the connection closes after it.
         close: bool,
     },
-    /// The connection was refused (nobody listening).
+    /// The connection was refused (nobody listening) or reset before it
+    /// was accepted (the listener closed): no request was sent.
     Refused,
     /// The connection was closed or reset before any byte of a response.
     ClosedBeforeAnyByte,
@@ -235,7 +236,18 @@ impl Client {
                     stream.set_nodelay(true).unwrap();
                     self.stream = Some(BufReader::new(stream));
                 }
-                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Outcome::Refused,
+                // A listener closing while the handshake was in its queue
+                // resets it: refused too, nothing was sent.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionRefused
+                            | io::ErrorKind::ConnectionReset
+                            | io::ErrorKind::ConnectionAborted
+                    ) =>
+                {
+                    return Outcome::Refused
+                }
                 Err(e) => return Outcome::Truncated(format!("connect: {e}")),
             }
         }
