@@ -533,9 +533,9 @@ impl Http1Connection {
     ) -> Option<Resume> {
         let resume = resume.unwrap_or_default();
         let (mut served, mut deadline) = (resume.served as usize, resume.deadline);
-        let sleep_after = resume
-            .dormant_after(&self.inner.params)
-            .filter(|after| may_sleep && self.inner.params.idle_connection_timeout >= *after * 2);
+        let sleep_after = resume.dormant_after(&self.inner.params).filter(|after| {
+            may_sleep && self.inner.params.idle_connection_timeout >= after.saturating_mul(2)
+        });
         let mut idle_timer = None;
         // Between requests this future holds only the wait; the request's
         // own, larger state lives in a box while it is served, so an idle

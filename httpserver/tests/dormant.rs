@@ -309,10 +309,21 @@ fn a_connection_someone_holds_or_one_midway_through_a_request_does_not_sleep() {
 
 #[test]
 fn without_dormant_after_connections_never_sleep() {
+    never_sleeps_with(None);
+}
+
+#[test]
+fn a_dormant_after_too_long_to_double_never_sleeps_and_does_not_panic() {
+    never_sleeps_with(Some(Duration::MAX));
+}
+
+/// Serves a request with `dormant_after` set so, and checks that the
+/// connection stays awake.
+fn never_sleeps_with(dormant_after: Option<Duration>) {
     run_on(&IoLoop::new(), async {
         let seen = Rc::new(Seen::default());
         let params = Http1ConnectionParams {
-            dormant_after: None,
+            dormant_after,
             ..Http1ConnectionParams::default()
         };
         let (server, addr) = hello_server(params, &seen);
