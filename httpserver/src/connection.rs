@@ -201,7 +201,9 @@ struct Response {
     target: String,
     /// The response status (for the access log).
     code: u16,
-    /// When the request head was parsed.
+    /// When the request head was parsed (the one clock read a request
+    /// costs: the request's own `start_time` is this too, see
+    /// `Http1Connection::request_start_time`).
     started: Instant,
 }
 
@@ -427,6 +429,15 @@ impl Http1Connection {
         self.inner.context.get()
     }
 
+    /// When the head of the request in flight (or the last one) was parsed:
+    /// what the access log counts its time from, and what a delegate gives
+    /// [`HttpServerRequest::from_head_at`] so the request's
+    /// [`start_time`](crate::HttpServerRequest::start_time) costs no clock
+    /// read of its own.
+    pub fn request_start_time(&self) -> Instant {
+        self.inner.response.borrow().started
+    }
+
     /// Replaces the request context (the xheaders wrapper does, per
     /// request); the access log reports its address.
     pub fn set_context(&self, context: RequestContext) {
@@ -607,6 +618,10 @@ impl Http1Connection {
             return Waited::Request; // pipelined: the next request is here already
         }
         let params = &self.inner.params;
+        // A clock read of our own, not the loop's cached one: when a put to
+        // sleep fails, the retry must wait a real `dormant_after` (the
+        // loop's clock does not move while this task runs, and a handler
+        // that blocked the loop leaves it far behind).
         let now = Instant::now();
         let deadline = deadline.or_else(|| now.checked_add(params.idle_connection_timeout));
         // Pinned here and lent: the read's state is held once by this

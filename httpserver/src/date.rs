@@ -1,9 +1,12 @@
 //! The `Date` response header, rendered at most once per second per thread
 //! (nginx and hyper do the same): formatting a date costs far more than
-//! copying 29 bytes, and every response needs one.
+//! copying 29 bytes, and every response needs one. Whether the rendering
+//! is still good is judged by the loop's clock ([`whirl_ioloop::loop_time`]),
+//! so a response costs no clock read either: the wall clock is read once a
+//! second, when the date is rendered again.
 
 use std::cell::RefCell;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::httputil::format_timestamp;
 
@@ -13,8 +16,9 @@ const DATE_LEN: usize = 29;
 
 /// One thread's rendered date.
 struct CachedDate {
-    /// The Unix second `bytes` was rendered for (`u64::MAX` before the first).
-    second: u64,
+    /// When the second `bytes` names ends, on the monotonic clock (`None`
+    /// before the first rendering).
+    until: Option<Instant>,
     /// `format_timestamp` of that second.
     bytes: [u8; DATE_LEN],
 }
@@ -22,24 +26,31 @@ struct CachedDate {
 thread_local! {
     /// The date this thread last rendered; each loop thread has its own.
     static CACHE: RefCell<CachedDate> = const {
-        RefCell::new(CachedDate { second: u64::MAX, bytes: [0; DATE_LEN] })
+        RefCell::new(CachedDate { until: None, bytes: [0; DATE_LEN] })
     };
 }
 
 /// Appends `Date: <IMF-fixdate of now>\r\n` to `head`, re-rendering the date
-/// only when the Unix second changed since this thread last did.
+/// only once the second this thread last rendered is over by the loop's
+/// clock (which may lag real time by the loop's current iteration: a
+/// response sent in the first moments of a second may still say the last).
 pub(crate) fn append_date_header(head: &mut Vec<u8>) {
-    let now = SystemTime::now();
-    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     head.extend_from_slice(b"Date: ");
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
-        if cache.second != second {
+        if cache
+            .until
+            .is_none_or(|until| whirl_ioloop::loop_time() >= until)
+        {
+            let now = SystemTime::now();
             let rendered = format_timestamp(now);
             match <[u8; DATE_LEN]>::try_from(rendered.as_bytes()) {
                 Ok(bytes) => {
+                    let into_second = now.duration_since(UNIX_EPOCH).map_or(Duration::ZERO, |d| {
+                        Duration::from_nanos(d.subsec_nanos().into())
+                    });
                     cache.bytes = bytes;
-                    cache.second = second;
+                    cache.until = Instant::now().checked_add(Duration::from_secs(1) - into_second);
                 }
                 // Not reachable for years 1970..=9999; write it uncached.
                 Err(_) => {
@@ -73,18 +84,78 @@ mod tests {
         assert!(skew.as_secs() <= 2, "{value} is not now");
     }
 
+    /// The rendered date and when it stops being good.
+    fn cached() -> (Vec<u8>, Option<Instant>) {
+        CACHE.with(|c| {
+            let c = c.borrow();
+            (c.bytes.to_vec(), c.until)
+        })
+    }
+
+    /// The date a `Date` line names.
+    fn date_of(line: &[u8]) -> SystemTime {
+        let text = std::str::from_utf8(line).unwrap();
+        let value = text
+            .strip_prefix("Date: ")
+            .unwrap()
+            .strip_suffix("\r\n")
+            .unwrap();
+        parse_http_date(value).unwrap()
+    }
+
     #[test]
-    fn a_second_call_in_the_same_second_reuses_the_rendering() {
+    fn a_call_before_the_second_ends_reuses_the_rendering() {
         let mut first = Vec::new();
         append_date_header(&mut first);
-        let second_before = CACHE.with(|c| c.borrow().second);
+        let (_, until) = cached();
+        let until = until.expect("rendered");
+        assert!(until <= Instant::now() + Duration::from_secs(1));
         let mut second = Vec::new();
         append_date_header(&mut second);
-        let second_after = CACHE.with(|c| c.borrow().second);
-        // Unless the clock ticked in between, the same bytes come back.
-        if second_before == second_after {
+        if Instant::now() < until {
             assert_eq!(first, second);
         }
-        assert_ne!(second_after, u64::MAX);
+    }
+
+    #[test]
+    fn an_ended_second_is_rendered_again() {
+        let mut line = Vec::new();
+        append_date_header(&mut line);
+        // Spoil the rendering and end its second: it must not be sent again.
+        CACHE.with(|c| {
+            let mut c = c.borrow_mut();
+            c.bytes = [b'x'; DATE_LEN];
+            c.until = Some(Instant::now());
+        });
+        let mut again = Vec::new();
+        append_date_header(&mut again);
+        assert!(
+            !again.contains(&b'x'),
+            "{}",
+            String::from_utf8_lossy(&again)
+        );
+        assert_ne!(cached().0, vec![b'x'; DATE_LEN]);
+    }
+
+    #[test]
+    fn the_rendering_ends_with_its_wall_clock_second() {
+        let mut first = Vec::new();
+        append_date_header(&mut first);
+        let until = cached().1.expect("rendered");
+        std::thread::sleep(
+            until.saturating_duration_since(Instant::now()) + Duration::from_millis(5),
+        );
+        let mut next = Vec::new();
+        append_date_header(&mut next);
+        let step = date_of(&next).duration_since(date_of(&first)).unwrap();
+        assert!(
+            step >= Duration::from_secs(1),
+            "the date did not move on: {step:?}"
+        );
+        let lag = SystemTime::now().duration_since(date_of(&next)).unwrap();
+        assert!(
+            lag < Duration::from_secs(2),
+            "the date lags the clock by {lag:?}"
+        );
     }
 }

@@ -175,6 +175,26 @@ impl HttpServerRequest {
         remote_ip: Option<IpAddr>,
         protocol: impl Into<Cow<'static, str>>,
     ) -> Result<HttpServerRequest, RefusedHead> {
+        HttpServerRequest::from_head_at(head, remote_ip, protocol, Instant::now())
+    }
+
+    /// As [`from_head`](Self::from_head), with the
+    /// [`start_time`](Self::start_time) given rather than read from the
+    /// clock: a server passes the time its connection parsed the head
+    /// ([`Http1Connection::request_start_time`]), one clock read a request
+    /// instead of two.
+    ///
+    /// [`Http1Connection::request_start_time`]: crate::Http1Connection::request_start_time
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new), in a [`RefusedHead`].
+    pub fn from_head_at(
+        head: RequestHead,
+        remote_ip: Option<IpAddr>,
+        protocol: impl Into<Cow<'static, str>>,
+        start_time: Instant,
+    ) -> Result<HttpServerRequest, RefusedHead> {
         // Every check borrows the head; it is taken apart only once all passed.
         let checked = check_head(&head);
         let ([host, host_name, path, query], query_arguments) = match checked {
@@ -206,7 +226,7 @@ impl HttpServerRequest {
             query_arguments,
             body_arguments: Arguments::new(),
             files: Files::new(),
-            start_time: Instant::now(),
+            start_time,
             finish_time: None,
         })
     }

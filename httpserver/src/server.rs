@@ -616,11 +616,12 @@ impl HttpMessageDelegate for BufferedRequest {
             headers,
         };
         let context = self.connection.context();
-        match HttpServerRequest::new(head, context.remote_ip, context.protocol) {
+        let started = self.connection.request_start_time();
+        match HttpServerRequest::from_head_at(head, context.remote_ip, context.protocol, started) {
             Ok(request) => self.request = Some(request),
-            Err(e) => {
-                log::debug!("bad request: {e}");
-                self.answer_error(e.status());
+            Err(refused) => {
+                log::debug!("bad request: {}", refused.error);
+                self.answer_error(refused.error.status());
             }
         }
         None

@@ -34,6 +34,18 @@ thread_local! {
     static CURRENT: RefCell<Option<IoLoop>> = const { RefCell::new(None) };
 }
 
+/// The running loop's [`IoLoop::loop_time`] on this thread, or
+/// `Instant::now()` on a thread whose current loop is not running (or that
+/// has none). Cheaper than `IoLoop::current().loop_time()`: no handle is
+/// made.
+pub fn loop_time() -> Instant {
+    CURRENT
+        .try_with(|current| current.borrow().as_ref().map(IoLoop::loop_time))
+        .ok()
+        .flatten()
+        .unwrap_or_else(Instant::now)
+}
+
 /// Work queued to run on the next iteration.
 enum Runnable {
     /// A callback from [`IoLoop::add_callback`] (or from another thread).
@@ -67,8 +79,8 @@ pub(crate) struct Inner {
     runnables: RefCell<VecDeque<Runnable>>,
     /// Armed timers.
     timers: RefCell<TimerQueue<Timed>>,
-    /// The clock as last read by the loop (step 4 or 7 of an iteration):
-    /// never ahead of real time, so "the deadline has passed by this
+    /// The clock as last read by the loop (as an iteration begins, around
+    /// its poll; see `loop_time`): never ahead of real time, so "the deadline has passed by this
     /// reading" is always true when it says so.
     clock: Cell<Instant>,
     /// fd handlers, keyed by [`HandlerId::key`].
@@ -253,7 +265,9 @@ impl IoLoop {
     ///    return if it completed.
     /// 3. **Snapshot** the run queue: what is queued now runs this iteration;
     ///    what those callbacks queue waits for the next one.
-    /// 4. **Pop due timers**: every timer whose deadline is at or before now.
+    /// 4. **Pop due timers**: every timer whose deadline is at or before now
+    ///    (the clock as read when the iteration began, before step 1: what
+    ///    [`loop_time`](IoLoop::loop_time) answers).
     /// 5. **Run** the snapshot (callbacks and task polls, FIFO), then the due
     ///    timers in deadline order (ties in insertion order); a due timer
     ///    cancelled meanwhile, by a callback or an earlier timer, does not run.
@@ -261,6 +275,7 @@ impl IoLoop {
     /// 7. **Poll** for I/O: with timeout 0 if work is pending (queued callbacks
     ///    or tasks, a non-empty inbox, a woken `run_sync` future), else until the
     ///    next timer's deadline, else indefinitely.
+    ///    A poll that may have slept reads the clock again after it.
     /// 8. **Dispatch** events one token at a time, re-checking that the handler
     ///    still exists (an earlier handler may have removed it).
     ///
@@ -442,9 +457,36 @@ impl IoLoop {
         self.insert_timer(deadline, Timed::Callback(Box::new(f), site))
     }
 
-    /// The clock as the loop last read it (at most one iteration old; never
-    /// ahead of real time). Cheaper than `Instant::now()` for checks that
-    /// may err late but never early.
+    /// The clock as the loop last read it: when the iteration running now
+    /// began, or after its poll for I/O if that may have slept. Never
+    /// ahead of real time, behind it by the work done since (callbacks,
+    /// tasks and handlers of this iteration); `Instant::now()` when the loop
+    /// is not running. libuv's `uv_now`.
+    ///
+    /// Reading it costs no system clock read, which a server pays several
+    /// times a request otherwise; use it where a deadline may come a little
+    /// early or a cached value a little late (an idle timeout counted from
+    /// here, a `Date` header's second), and [`time`](IoLoop::time) where
+    /// the interval itself is measured.
+    ///
+    /// ```
+    /// use whirl_ioloop::IoLoop;
+    ///
+    /// let io_loop = IoLoop::new();
+    /// let before = std::time::Instant::now();
+    /// let seen = io_loop.run_sync(async { IoLoop::current().loop_time() });
+    /// assert!(seen >= before && seen <= std::time::Instant::now());
+    /// ```
+    pub fn loop_time(&self) -> Instant {
+        if self.inner.running.get() {
+            self.inner.clock.get()
+        } else {
+            Instant::now()
+        }
+    }
+
+    /// The clock as the loop last read it, running or not (see
+    /// [`loop_time`](IoLoop::loop_time)).
     pub(crate) fn cached_clock(&self) -> Instant {
         self.inner.clock.get()
     }
@@ -704,6 +746,11 @@ impl IoLoop {
     ) -> bool {
         let inner = &*self.inner;
 
+        // The clock, read once for the iteration: what `loop_time` answers
+        // until the next reading, and what step 4 judges timers by.
+        let now = Instant::now();
+        inner.clock.set(now);
+
         // Step 1. Drain the inbox.
         self.drain_remote();
 
@@ -719,15 +766,11 @@ impl IoLoop {
         // Step 3. Snapshot the run queue.
         let ready = inner.runnables.borrow().len();
 
-        // Step 4. Pop due timers (the clock is read only if one is armed).
+        // Step 4. Pop due timers.
         {
             let mut timers = inner.timers.borrow_mut();
-            if timers.next_deadline().is_some() {
-                let now = Instant::now();
-                inner.clock.set(now);
-                while let Some(handle) = timers.pop_due(now) {
-                    due.push(handle);
-                }
+            while let Some(handle) = timers.pop_due(now) {
+                due.push(handle);
             }
         }
 
@@ -782,6 +825,11 @@ impl IoLoop {
         };
         if !busy {
             inner.shared.leave_sleep();
+        }
+        if may_block {
+            // The poll may have slept: the handlers it wakes read the
+            // clock as it is now, not as it was before.
+            inner.clock.set(Instant::now());
         }
         if let Err(e) = polled {
             if e.kind() != io::ErrorKind::Interrupted {

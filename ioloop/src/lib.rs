@@ -52,7 +52,7 @@ mod timer;
 pub use executor::{default_pool, run_in_executor, Submitted, ThreadPool};
 pub use handle::LoopHandle;
 pub use handler::{HandlerId, Ready};
-pub use ioloop::IoLoop;
+pub use ioloop::{loop_time, IoLoop};
 pub use mio::Interest;
 pub use multi::{multi, Multi};
 pub use periodic::PeriodicCallback;

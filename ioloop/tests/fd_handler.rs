@@ -8,8 +8,9 @@ use std::cell::{Cell, RefCell};
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use support::{run, start_within, tcp_pair, wait_until, yield_times, SAFETY};
@@ -629,4 +630,48 @@ fn a_stale_id_cannot_be_replaced() {
         .replace_handler(id, |_| {})
         .expect_err("replace after removal");
     assert_eq!(err.kind(), io::ErrorKind::NotFound);
+}
+
+/// A handler woken by I/O after the loop slept in `poll` sees the time as
+/// it is after the sleep, not as it was before it.
+#[test]
+fn a_handler_after_a_long_poll_sees_the_loop_time_after_it() {
+    let io_loop = IoLoop::new();
+    let (server, mut peer) = tcp_pair();
+    let seen = Rc::new(Cell::new(None));
+    let registered = register(&io_loop, server, Interest::READABLE, |registered| {
+        let seen = seen.clone();
+        move |_ready| {
+            if let Some((_, stream)) = registered.borrow_mut().as_mut() {
+                drain(stream);
+            }
+            if seen.get().is_none() {
+                seen.set(Some(whirl_ioloop::loop_time()));
+                IoLoop::current().stop();
+            }
+        }
+    });
+    let written = Arc::new(Mutex::new(None));
+    let writer = {
+        let written = written.clone();
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(50));
+            *written.lock().unwrap() = Some(Instant::now());
+            peer.write_all(b"x").expect("write");
+            peer
+        })
+    };
+    // Nothing else to do: the loop sleeps in `poll` until the byte comes.
+    start_within(&io_loop, SAFETY);
+    let _peer = writer.join().expect("writer thread");
+    let written = written.lock().unwrap().expect("written");
+    let seen = seen.get().expect("the handler ran");
+    assert!(
+        seen >= written,
+        "the handler saw {seen:?}, before the write at {written:?}"
+    );
+    let (id, mut stream) = registered.borrow_mut().take().expect("registered");
+    io_loop
+        .remove_handler(id, &mut stream)
+        .expect("remove_handler");
 }

@@ -353,3 +353,38 @@ fn a_duration_max_timeout_means_never_not_overflow() {
     let handle = io_loop.call_later(Duration::MAX, || panic!("never fires"));
     io_loop.remove_timeout(handle);
 }
+
+// ----- loop_time -------------------------------------------------------------------
+
+#[test]
+fn loop_time_is_never_ahead_of_the_clock_and_moves_with_the_loop() {
+    let io_loop = IoLoop::new();
+    let started = Instant::now();
+    // Not running: the clock itself.
+    assert!(io_loop.loop_time() >= started);
+    run(&io_loop, async {
+        let first = whirl_ioloop::loop_time();
+        assert!(first >= started && first <= Instant::now());
+        sleep(Duration::from_millis(20)).await;
+        // The timer was popped at a reading past its deadline, and the task
+        // ran after it: the loop's time moved at least as far.
+        let second = whirl_ioloop::loop_time();
+        assert!(
+            second >= first + Duration::from_millis(20),
+            "{first:?} -> {second:?}"
+        );
+        assert!(second <= Instant::now());
+        assert_eq!(
+            IoLoop::current().loop_time(),
+            second,
+            "one reading per step"
+        );
+    });
+}
+
+#[test]
+fn loop_time_outside_a_running_loop_is_now() {
+    let before = Instant::now();
+    let seen = whirl_ioloop::loop_time();
+    assert!(seen >= before && seen <= Instant::now());
+}

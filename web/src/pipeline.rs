@@ -122,8 +122,13 @@ impl Exchange {
             start_line,
             headers,
         };
-        let refused = match HttpServerRequest::from_head(head, context.remote_ip, context.protocol)
-        {
+        let started = self.connection.request_start_time();
+        let refused = match HttpServerRequest::from_head_at(
+            head,
+            context.remote_ip,
+            context.protocol,
+            started,
+        ) {
             Ok(request) => return (request, None),
             Err(refused) => refused,
         };
