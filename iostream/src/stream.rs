@@ -1073,16 +1073,24 @@ impl State {
                 wakeups.absorb(self.close_with(CloseReason::Local));
                 break;
             };
-            // Step 1. Gather up to MAX_IOVECS queued buffers.
-            // On the stack: a flush per response must not cost an allocation.
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut count = 0;
-            for (slot, buf) in slices.iter_mut().zip(self.write_queue.iter()) {
-                let skip = if count == 0 { self.front_written } else { 0 };
-                *slot = IoSlice::new(&buf.as_bytes()[skip..]);
-                count += 1;
-            }
-            let slices = &slices[..count];
+            // Step 1. Gather up to MAX_IOVECS queued buffers, on the stack
+            // (a flush per response must not cost an allocation) — or just
+            // the one, the usual case, without filling the whole array.
+            let mut slices = [IoSlice::new(&[]); 1];
+            let mut many;
+            let slices: &[IoSlice<'_>] = if let Some(only) = self.write_queue.only() {
+                slices[0] = IoSlice::new(&only.as_bytes()[self.front_written..]);
+                &slices
+            } else {
+                many = [IoSlice::new(&[]); MAX_IOVECS];
+                let mut count = 0;
+                for (slot, buf) in many.iter_mut().zip(self.write_queue.iter()) {
+                    let skip = if count == 0 { self.front_written } else { 0 };
+                    *slot = IoSlice::new(&buf.as_bytes()[skip..]);
+                    count += 1;
+                }
+                &many[..count]
+            };
             // Step 2. One syscall for all of them. A transport that takes
             // bytes holds none from earlier calls: those are out.
             match transport.write_vectored(slices) {

@@ -39,6 +39,15 @@ impl WriteQueue {
         self.first.as_ref()
     }
 
+    /// The oldest buffer when it is the only one.
+    pub(crate) fn only(&self) -> Option<&WriteBuf> {
+        if self.rest.is_empty() {
+            self.first.as_ref()
+        } else {
+            None
+        }
+    }
+
     /// The newest buffer.
     pub(crate) fn back_mut(&mut self) -> Option<&mut WriteBuf> {
         match self.rest.back_mut() {
