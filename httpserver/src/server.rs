@@ -639,15 +639,19 @@ impl HttpMessageDelegate for BufferedRequest {
     }
 
     fn finish(&mut self) {
-        let Some(mut request) = self.request.take() else {
+        // Parsed where it lies, and moved once, into the handler's call.
+        let Some(request) = self.request.as_mut() else {
             return;
         };
         if let Err(e) = request.parse_body() {
             log::debug!("bad request body: {e}");
+            self.request = None;
             self.answer_error(e.status());
             return;
         }
-        (self.handler)(request, &self.connection);
+        if let Some(request) = self.request.take() {
+            (self.handler)(request, &self.connection);
+        }
     }
 
     fn on_connection_close(&mut self) {
