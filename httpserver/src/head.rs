@@ -7,7 +7,7 @@
 use std::fmt;
 use std::mem::MaybeUninit;
 
-use crate::headers::HttpHeaders;
+use crate::headers::{HeaderError, HttpHeaders};
 use crate::spare::strings_from;
 use crate::start_line::{RequestStartLine, ResponseStartLine, Version};
 
@@ -154,7 +154,7 @@ pub fn parse_request_head(
     if request_line_len(buf) > limits.max_request_line {
         return Err(ParseError::UriTooLong);
     }
-    let headers = to_headers(req.headers)?;
+    let headers = to_headers(req.headers, &buf[..consumed])?;
     let [method, target] = strings_from([method, target]);
     let start_line = RequestStartLine {
         method,
@@ -213,13 +213,12 @@ pub fn parse_response_head(
     };
     let mut headers = HttpHeaders::with_capacity(resp.headers.len());
     let mut unfolded = String::new();
+    let text = AsciiHead::of(&buf[..consumed]);
     for h in resp.headers.iter() {
         if !h.value.contains(&b'\n') {
             // The usual case: one line, added as a request's field is
             // (Latin-1, trimmed, checked).
-            headers
-                .add_raw(h.name.as_bytes(), h.value)
-                .map_err(ParseError::BadHeader)?;
+            text.add(&mut headers, h).map_err(ParseError::BadHeader)?;
             continue;
         }
         // Unfold: httparse keeps the CRLF and leading whitespace of a folded
@@ -262,15 +261,47 @@ fn version(minor: u8) -> Version {
     }
 }
 
-/// Converts httparse's header slices into [`HttpHeaders`], validating values.
-fn to_headers(parsed: &[httparse::Header<'_>]) -> Result<HttpHeaders, ParseError> {
+/// Converts httparse's header slices (parsed from `head`) into
+/// [`HttpHeaders`], validating values.
+fn to_headers(parsed: &[httparse::Header<'_>], head: &[u8]) -> Result<HttpHeaders, ParseError> {
     let mut headers = HttpHeaders::with_capacity(parsed.len());
+    let text = AsciiHead::of(head);
     for h in parsed {
-        headers
-            .add_raw(h.name.as_bytes(), h.value)
-            .map_err(ParseError::BadHeader)?;
+        text.add(&mut headers, h).map_err(ParseError::BadHeader)?;
     }
     Ok(headers)
+}
+
+/// A head's bytes, and their text when they are all ASCII (the usual
+/// case): then each field's value is a slice of that text, checked for
+/// UTF-8 once for the whole head rather than once a field.
+struct AsciiHead<'a> {
+    /// The head.
+    bytes: &'a [u8],
+    /// The head as text, if it is ASCII.
+    text: Option<&'a str>,
+}
+
+impl<'a> AsciiHead<'a> {
+    /// `head`, checked once.
+    fn of(head: &'a [u8]) -> AsciiHead<'a> {
+        let text = if head.is_ascii() {
+            std::str::from_utf8(head).ok()
+        } else {
+            None
+        };
+        AsciiHead { bytes: head, text }
+    }
+
+    /// Adds the field `h` (whose value lies in the head) to `headers`.
+    fn add(&self, headers: &mut HttpHeaders, h: &httparse::Header<'_>) -> Result<(), HeaderError> {
+        let from = (h.value.as_ptr() as usize).wrapping_sub(self.bytes.as_ptr() as usize);
+        let to = from.checked_add(h.value.len());
+        match self.text.zip(to).and_then(|(text, to)| text.get(from..to)) {
+            Some(value) => headers.add_ascii(h.name, value),
+            None => headers.add_raw(h.name.as_bytes(), h.value),
+        }
+    }
 }
 
 /// Length of the request line (after any leading blank lines).
@@ -355,6 +386,29 @@ mod tests {
 
     fn req(bytes: &[u8]) -> Result<Option<(RequestHead, usize)>, ParseError> {
         parse_request_head(bytes, &HeadLimits::default())
+    }
+
+    #[test]
+    fn ascii_and_latin1_heads_give_the_same_trimmed_fields() {
+        // All ASCII: the values are slices of the head checked whole.
+        let (head, _) = req(b"GET / HTTP/1.1\r\nHost:  x \r\nX-A:\tone two\t\r\nX-B:\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        let fields: Vec<_> = head.headers.iter().collect();
+        assert_eq!(fields, [("Host", "x"), ("X-A", "one two"), ("X-B", "")]);
+        // One Latin-1 byte anywhere: every field is read byte by byte.
+        let (head, _) = req(b"GET / HTTP/1.1\r\nHost:  x \r\nX-A: caf\xe9 \r\n\r\n")
+            .unwrap()
+            .unwrap();
+        let fields: Vec<_> = head.headers.iter().collect();
+        assert_eq!(fields, [("Host", "x"), ("X-A", "caf\u{e9}")]);
+        // Checks hold either way.
+        for bad in [
+            &b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n"[..],
+            &b"GET / HTTP/1.1\r\nHost: x\r\nX-A: \xe9\x01\r\n\r\n"[..],
+        ] {
+            assert!(req(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]

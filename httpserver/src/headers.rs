@@ -255,13 +255,7 @@ impl HttpHeaders {
     /// Adds a field from its raw name and value bytes (value not yet
     /// trimmed), checking both as [`parse`](Self::parse) does.
     pub(crate) fn add_raw(&mut self, name: &[u8], value: &[u8]) -> Result<(), HeaderError> {
-        if name.is_empty() || !name.iter().all(|&b| is_token_byte(b)) {
-            return Err(HeaderError::InvalidName);
-        }
-        let value = trim_ows(value);
-        if !all_value_bytes(value) {
-            return Err(HeaderError::InvalidValue);
-        }
+        let value = checked_field(name, value)?;
         // Names are ASCII tokens; values are Latin-1, one char per byte
         // (ASCII, the usual case, is copied as it is).
         self.reserve_first(name.len() + value.len());
@@ -269,6 +263,23 @@ impl HttpHeaders {
         push_latin1(&mut self.text, name);
         let middle = self.text.len();
         push_latin1(&mut self.text, value);
+        self.push_field(start, middle);
+        Ok(())
+    }
+
+    /// As [`add_raw`](Self::add_raw), for a field whose text is known to
+    /// be ASCII (its head was checked whole): the same checks, and no
+    /// UTF-8 check of its own.
+    pub(crate) fn add_ascii(&mut self, name: &str, value: &str) -> Result<(), HeaderError> {
+        let trimmed = checked_field(name.as_bytes(), value.as_bytes())?;
+        // The trimmed bytes lie inside `value`, at ASCII boundaries.
+        let from = trimmed.as_ptr() as usize - value.as_ptr() as usize;
+        let value = &value[from..from + trimmed.len()];
+        self.reserve_first(name.len() + value.len());
+        let start = self.text.len();
+        self.text.push_str(name);
+        let middle = self.text.len();
+        self.text.push_str(value);
         self.push_field(start, middle);
         Ok(())
     }
@@ -630,6 +641,19 @@ impl fmt::Debug for Decimal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_ref())
     }
+}
+
+/// Checks a raw field: its name a token, its value (returned trimmed of
+/// optional whitespace) free of control characters.
+fn checked_field<'v>(name: &[u8], value: &'v [u8]) -> Result<&'v [u8], HeaderError> {
+    if name.is_empty() || !name.iter().all(|&b| is_token_byte(b)) {
+        return Err(HeaderError::InvalidName);
+    }
+    let value = trim_ows(value);
+    if !all_value_bytes(value) {
+        return Err(HeaderError::InvalidValue);
+    }
+    Ok(value)
 }
 
 /// Trims optional whitespace (spaces and tabs) at both ends.
