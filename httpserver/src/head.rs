@@ -293,12 +293,16 @@ impl<'a> AsciiHead<'a> {
         AsciiHead { bytes: head, text }
     }
 
-    /// Adds the field `h` (whose value lies in the head) to `headers`.
+    /// Adds the field `h`, as httparse parsed it from the head, to
+    /// `headers` (checked again only when not ASCII).
     fn add(&self, headers: &mut HttpHeaders, h: &httparse::Header<'_>) -> Result<(), HeaderError> {
         let from = (h.value.as_ptr() as usize).wrapping_sub(self.bytes.as_ptr() as usize);
         let to = from.checked_add(h.value.len());
         match self.text.zip(to).and_then(|(text, to)| text.get(from..to)) {
-            Some(value) => headers.add_ascii(h.name, value),
+            Some(value) => {
+                headers.add_parsed_ascii(h.name, value);
+                Ok(())
+            }
             None => headers.add_raw(h.name.as_bytes(), h.value),
         }
     }
