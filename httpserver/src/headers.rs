@@ -158,11 +158,15 @@ impl Field {
 /// Whether `field` (a field of `text`) is named `name`, case-insensitively
 /// (lengths compared first: most fields are told apart without reading
 /// their text).
-#[inline]
+#[inline(always)]
 fn field_named(text: &str, field: &Field, name: &str) -> bool {
-    if (field.name_end - field.start) as usize != name.len() {
-        return false;
-    }
+    // Inlined into every scan: the length test is a compare, and only a
+    // field of the same length pays for a call comparing text.
+    (field.name_end - field.start) as usize == name.len() && same_name(text, field, name)
+}
+
+/// Whether a field's name, of `name`'s length, is `name` in any case.
+fn same_name(text: &str, field: &Field, name: &str) -> bool {
     let stored = &text.as_bytes()[field.start as usize..field.name_end as usize];
     // Mostly both are written the usual way (`Content-Length`): a plain
     // comparison settles it; the case-blind one only runs when it fails.
@@ -336,6 +340,7 @@ impl HttpHeaders {
 
     /// Whether a field is named `name` (lengths compared first: most
     /// fields are told apart without reading their text).
+    #[inline(always)]
     fn is_named(&self, field: &Field, name: &str) -> bool {
         field_named(&self.text, field, name)
     }
