@@ -995,9 +995,7 @@ impl Http1Connection {
         headers: &[(&str, &str)],
         body: impl Into<WriteBuf>,
     ) -> Result<WriteFuture, HttpOutputError> {
-        let body = body.into();
-        let mut says_close = false;
-        let (mut says_date, mut says_connection) = (false, false);
+        let mut says = Says::default();
         for (name, value) in headers {
             if !is_valid_header_name(name) {
                 return Err(HttpOutputError::InvalidHeader(HeaderError::InvalidName));
@@ -1010,14 +1008,62 @@ impl Http1Connection {
             {
                 return Err(HttpOutputError::FramedByConnection);
             }
-            says_date |= name.eq_ignore_ascii_case("Date");
+            says.date |= name.eq_ignore_ascii_case("Date");
             if name.eq_ignore_ascii_case("Connection") {
-                says_connection = true;
-                says_close |= value
+                says.connection = true;
+                says.close |= value
                     .split(',')
                     .any(|t| t.trim().eq_ignore_ascii_case("close"));
             }
         }
+        self.respond_whole(start_line, says, headers.len(), body.into(), |head| {
+            for (name, value) in headers {
+                append_header_line(head, name, value);
+            }
+        })
+    }
+
+    /// As [`respond`](Http1Connection::respond), with the headers in an
+    /// [`HttpHeaders`] (whose fields were checked as they were added): the
+    /// web layer's path for a response finished at once.
+    ///
+    /// # Errors
+    ///
+    /// [`HttpOutputError::HeadersAlreadyWritten`]; `Closed`;
+    /// [`HttpOutputError::FramedByConnection`] when `headers` has a
+    /// `Content-Length` or `Transfer-Encoding` (nothing is sent).
+    pub fn respond_with(
+        &self,
+        start_line: &ResponseStartLine,
+        headers: &HttpHeaders,
+        body: impl Into<WriteBuf>,
+    ) -> Result<WriteFuture, HttpOutputError> {
+        if headers.contains("Content-Length") || headers.contains("Transfer-Encoding") {
+            return Err(HttpOutputError::FramedByConnection);
+        }
+        let says = Says {
+            date: headers.contains("Date"),
+            connection: headers.contains("Connection"),
+            close: headers
+                .get_all("Connection")
+                .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))),
+        };
+        self.respond_whole(start_line, says, headers.len(), body.into(), |head| {
+            append_header_lines(head, headers);
+        })
+    }
+
+    /// The rest of [`respond`](Http1Connection::respond) once the caller's
+    /// headers are checked: the head (`header_lines` appends the caller's
+    /// `count` fields), the `Content-Length` of `body`, the body, the end.
+    fn respond_whole(
+        &self,
+        start_line: &ResponseStartLine,
+        says: Says,
+        count: usize,
+        body: WriteBuf,
+        header_lines: impl FnOnce(&mut Vec<u8>),
+    ) -> Result<WriteFuture, HttpOutputError> {
         let mut response = self.inner.response.borrow_mut();
         self.check_no_head_yet(&response)?;
         let code = start_line.code;
@@ -1027,23 +1073,21 @@ impl Http1Connection {
         } else {
             Framing::Length(body.len() as u64)
         };
-        let keep_alive = self.begin_response(&mut response, code, framing, no_body, says_close);
+        let keep_alive = self.begin_response(&mut response, code, framing, no_body, says.close);
 
-        let mut head = spare_write_buffer(160 + headers.len() * 32);
+        let mut head = spare_write_buffer(160 + count * 32);
         append_status_line(&mut head, start_line);
-        for (name, value) in headers {
-            append_header_line(&mut head, name, value);
-        }
+        header_lines(&mut head);
         if !((100..200).contains(&code) || code == 204 || code == 304) {
             head.extend_from_slice(b"Content-Length: ");
             head.extend_from_slice(Decimal::from(body.len()).as_ref().as_bytes());
             head.extend_from_slice(b"\r\n");
         }
         let tail = HeadTail {
-            date: !says_date,
+            date: !says.date,
             keep_alive,
-            says_close,
-            says_connection,
+            says_close: says.close,
+            says_connection: says.connection,
             version: response.version,
         };
         tail.append_to(&mut head);
@@ -1414,6 +1458,17 @@ impl HeadTail {
         }
         head.extend_from_slice(b"\r\n");
     }
+}
+
+/// What a caller's response headers say that the connection must know.
+#[derive(Default, Clone, Copy)]
+struct Says {
+    /// A `Date` field.
+    date: bool,
+    /// A `Connection` field.
+    connection: bool,
+    /// `Connection: close`.
+    close: bool,
 }
 
 /// The body length a framing declares (0 for all but `Length`).

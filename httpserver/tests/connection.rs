@@ -906,25 +906,45 @@ fn closed_resolves_when_the_client_leaves_and_at_once_after() {
 fn respond_server() -> support::TestServer {
     spawn_server(|| {
         HttpServer::from_fn(|request, connection| {
+            // Under `/with`, the same answers through `respond_with` (the
+            // headers in an `HttpHeaders`).
+            let (path, with) = match request.path.strip_prefix("/with") {
+                Some(rest) => (rest.to_string(), true),
+                None => (request.path.clone(), false),
+            };
+            let respond = |start: &whirl_httpserver::ResponseStartLine,
+                           pairs: &[(&str, &str)],
+                           body: &'static str| {
+                if with {
+                    let mut headers = HttpHeaders::new();
+                    for (name, value) in pairs {
+                        headers.add(*name, *value);
+                    }
+                    connection.respond_with(start, &headers, body)
+                } else {
+                    connection.respond(start, pairs, body)
+                }
+            };
             let ok = whirl_httpserver::ResponseStartLine::new(200);
-            let answer = match request.path.as_str() {
-                "/close" => connection.respond(&ok, &[("Connection", "close")], "bye"),
+            let answer = match path.as_str() {
+                "/close" => respond(&ok, &[("Connection", "close")], "bye"),
                 "/empty" => {
                     let no_content = whirl_httpserver::ResponseStartLine::new(204);
-                    connection.respond(&no_content, &[], "ignored")
+                    respond(&no_content, &[], "ignored")
                 }
                 "/bad" => connection.respond(&ok, &[("X-A", "a\r\nX-Injected: 1")], "x"),
-                "/framed" => connection.respond(&ok, &[("content-length", "1")], "x"),
+                "/framed" => respond(&ok, &[("content-length", "1")], "x"),
+                "/chunked" => respond(&ok, &[("Transfer-Encoding", "chunked")], "x"),
                 "/twice" => {
-                    let first = connection.respond(&ok, &[("Content-Type", "text/plain")], "one");
-                    let second = connection.respond(&ok, &[], "two");
+                    let first = respond(&ok, &[("Content-Type", "text/plain")], "one");
+                    let second = respond(&ok, &[], "two");
                     assert!(matches!(
                         second,
                         Err(HttpOutputError::HeadersAlreadyWritten)
                     ));
                     first
                 }
-                _ => connection.respond(&ok, &[("Content-Type", "text/plain")], "Hello, World!"),
+                _ => respond(&ok, &[("Content-Type", "text/plain")], "Hello, World!"),
             };
             if let Err(e) = answer {
                 let error = format!("{e:?}");
@@ -941,8 +961,20 @@ fn respond_server() -> support::TestServer {
 
 #[test]
 fn respond_sends_head_length_and_body_and_keeps_the_connection() {
+    respond_sends_head_length_and_body_and_keeps_the_connection_under("");
+}
+
+#[test]
+fn respond_with_headers_sends_head_length_and_body_and_keeps_the_connection() {
+    respond_sends_head_length_and_body_and_keeps_the_connection_under("/with");
+}
+
+/// The checks of `respond_sends_head_length_and_body_and_keeps_the_connection`,
+/// for the paths under `prefix`.
+fn respond_sends_head_length_and_body_and_keeps_the_connection_under(prefix: &str) {
     let server = respond_server();
     let mut stream = connect(server.addr);
+    let get = |path: &str| get(&format!("{prefix}{path}"));
     // Two requests in one write: both answered, in order, on one socket.
     send(&mut stream, format!("{}{}", get("/a"), get("/twice")));
     let mut reader = Reader::new(&mut stream);
@@ -960,7 +992,10 @@ fn respond_sends_head_length_and_body_and_keeps_the_connection() {
     assert_eq!((second.code, second.body.as_slice()), (200, &b"one"[..]));
     drop(reader);
     // HEAD: the length of the body a GET would get, and no body.
-    send(&mut stream, "HEAD /a HTTP/1.1\r\nHost: x\r\n\r\n");
+    send(
+        &mut stream,
+        format!("HEAD {prefix}/a HTTP/1.1\r\nHost: x\r\n\r\n"),
+    );
     let head = read_response(&mut stream, true).unwrap();
     assert_eq!(head.header("Content-Length"), Some("13"), "{}", head.text());
     assert!(head.body.is_empty());
@@ -988,6 +1023,9 @@ fn respond_refuses_injected_or_framing_headers_and_sends_nothing() {
     for (path, error) in [
         ("/bad", "InvalidHeader(InvalidValue)"),
         ("/framed", "FramedByConnection"),
+        ("/chunked", "FramedByConnection"),
+        ("/with/framed", "FramedByConnection"),
+        ("/with/chunked", "FramedByConnection"),
     ] {
         send(&mut stream, get(path));
         let response = read_response(&mut stream, false).unwrap();
@@ -1000,6 +1038,13 @@ fn respond_refuses_injected_or_framing_headers_and_sends_nothing() {
 #[test]
 fn respond_with_connection_close_closes_after_the_response() {
     let server = respond_server();
+    // `respond_with` closes the same way.
+    let mut stream = connect(server.addr);
+    send(&mut stream, get("/with/close"));
+    let response = read_response(&mut stream, false).unwrap();
+    assert_eq!(response.body, b"bye");
+    assert_eq!(response.header("Connection"), Some("close"));
+    assert!(closed_within(&mut stream, SOON));
     let mut stream = connect(server.addr);
     send(&mut stream, get("/close"));
     let response = read_response(&mut stream, false).unwrap();

@@ -85,7 +85,21 @@ impl Context {
                     self.output.gzip = None;
                 }
             }
-            // Step 3. A finished body has a known length.
+            // Step 3. A finished body has a known length: the usual
+            // response goes out whole, its length said by the connection.
+            if finishing
+                && !self.headers.contains("Content-Length")
+                && !self.headers.contains("Transfer-Encoding")
+            {
+                let start_line = ResponseStartLine {
+                    version: Version::Http11,
+                    code: self.status,
+                    reason: self.reason.clone().unwrap_or_default(),
+                };
+                let last = connection.respond_with(&start_line, &self.headers, chunk)?;
+                self.output.headers_written = true;
+                return Ok(Some(last));
+            }
             if finishing && !bodiless && !self.headers.contains("Content-Length") {
                 self.headers
                     .insert("Content-Length", Decimal::from(chunk.len()));
