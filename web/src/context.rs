@@ -486,9 +486,19 @@ pub trait Body {
     fn into_bytes(self) -> (Vec<u8>, bool);
 }
 
+/// A copy of `bytes` in a spare write buffer of this thread (see
+/// `whirl_iostream::spare_write_buffer`): a body written from borrowed
+/// bytes, once sent, leaves its buffer to the next one, so a response
+/// costs no allocation for it.
+fn pooled_copy(bytes: &[u8]) -> Vec<u8> {
+    let mut copy = whirl_iostream::spare_write_buffer(bytes.len());
+    copy.extend_from_slice(bytes);
+    copy
+}
+
 impl Body for &str {
     fn into_bytes(self) -> (Vec<u8>, bool) {
-        (self.as_bytes().to_vec(), false)
+        (pooled_copy(self.as_bytes()), false)
     }
 }
 
@@ -500,7 +510,7 @@ impl Body for String {
 
 impl Body for &String {
     fn into_bytes(self) -> (Vec<u8>, bool) {
-        (self.as_bytes().to_vec(), false)
+        (pooled_copy(self.as_bytes()), false)
     }
 }
 
@@ -512,13 +522,13 @@ impl Body for Vec<u8> {
 
 impl Body for &[u8] {
     fn into_bytes(self) -> (Vec<u8>, bool) {
-        (self.to_vec(), false)
+        (pooled_copy(self), false)
     }
 }
 
 impl Body for &Vec<u8> {
     fn into_bytes(self) -> (Vec<u8>, bool) {
-        (self.clone(), false)
+        (pooled_copy(self), false)
     }
 }
 
