@@ -284,12 +284,7 @@ impl HttpHeaders {
                 .is_ok_and(|checked| checked.len() == value.len()),
             "httparse let through {name:?}: {value:?}"
         );
-        self.reserve_first(name.len() + value.len());
-        let start = self.text.len();
-        self.text.push_str(name);
-        let middle = self.text.len();
-        self.text.push_str(value);
-        self.push_field(start, middle);
+        self.push(name, value);
     }
 
     /// Before the first field: the storage of a dropped map from this
