@@ -1080,7 +1080,7 @@ impl Http1Connection {
         header_lines(&mut head);
         if !((100..200).contains(&code) || code == 204 || code == 304) {
             head.extend_from_slice(b"Content-Length: ");
-            head.extend_from_slice(Decimal::from(body.len()).as_ref().as_bytes());
+            head.extend_from_slice(Decimal::from(body.len()).as_bytes());
             head.extend_from_slice(b"\r\n");
         }
         let tail = HeadTail {

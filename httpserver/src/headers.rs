@@ -628,10 +628,22 @@ impl From<usize> for Decimal {
     }
 }
 
+impl Decimal {
+    /// The digits as bytes, for writing them out (no UTF-8 check, which
+    /// [`as_ref`](AsRef::as_ref) pays to make a `str`).
+    ///
+    /// ```
+    /// assert_eq!(whirl_httpserver::Decimal::from(1234_u64).as_bytes(), b"1234");
+    /// ```
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.digits[usize::from(self.start)..]
+    }
+}
+
 impl AsRef<str> for Decimal {
     fn as_ref(&self) -> &str {
         // Only ASCII digits were written.
-        std::str::from_utf8(&self.digits[usize::from(self.start)..]).unwrap_or("0")
+        std::str::from_utf8(self.as_bytes()).unwrap_or("0")
     }
 }
 

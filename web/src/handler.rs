@@ -7,6 +7,7 @@ use std::pin::Pin;
 use crate::context::Context;
 use crate::error::HttpError;
 use crate::escape::xhtml_escape;
+use crate::pipeline::{guarded, until_abandoned};
 
 /// The methods a handler supports unless it says otherwise (Tornado's
 /// `SUPPORTED_METHODS`).
@@ -180,6 +181,13 @@ pub(crate) trait DynHandler {
     /// `get_current_user`.
     fn get_current_user<'a>(&'a mut self, cx: &'a mut Context)
         -> HandlerFuture<'a, Option<String>>;
+    /// A buffered request's handler steps in one future (one box, where
+    /// the steps one by one take three): see [`run_buffered`].
+    fn run_buffered<'a>(
+        &'a mut self,
+        cx: &'a mut Context,
+        method: &'a str,
+    ) -> HandlerFuture<'a, Ran>;
     /// `write_error`.
     fn write_error(&mut self, cx: &mut Context, status: u16, error: Option<&HttpError>);
     /// `on_finish`.
@@ -236,6 +244,14 @@ impl<H: RequestHandler> DynHandler for H {
         Box::pin(RequestHandler::get_current_user(self, cx))
     }
 
+    fn run_buffered<'a>(
+        &'a mut self,
+        cx: &'a mut Context,
+        method: &'a str,
+    ) -> HandlerFuture<'a, Ran> {
+        Box::pin(run_buffered(self, cx, method))
+    }
+
     fn write_error(&mut self, cx: &mut Context, status: u16, error: Option<&HttpError>) {
         RequestHandler::write_error(self, cx, status, error);
     }
@@ -247,4 +263,70 @@ impl<H: RequestHandler> DynHandler for H {
     fn on_connection_close(&mut self, cx: &mut Context) {
         RequestHandler::on_connection_close(self, cx);
     }
+}
+
+/// How [`run_buffered`] ended.
+pub(crate) enum Ran {
+    /// `get_current_user`, `prepare` or the verb method failed (returned
+    /// an error, or panicked: a 500).
+    Failed(HttpError),
+    /// `prepare` finished the response or asked for an error page: the
+    /// verb method did not run.
+    Prepared,
+    /// The verb method returned `Ok`.
+    Done,
+    /// The client left before the response was finished: the verb method
+    /// was dropped at its await.
+    Abandoned,
+}
+
+/// The steps of Tornado's `_execute` that are the handler's own, for a
+/// request whose body is already read, statically dispatched: the current
+/// user (stored in `cx`), `prepare`, then — unless `prepare` finished or
+/// asked for an error page — the verb method for `method`, given up if the
+/// connection closes before the response is finished. Each step's panic is
+/// caught as a 500.
+async fn run_buffered<H: RequestHandler>(handler: &mut H, cx: &mut Context, method: &str) -> Ran {
+    let user = guarded(std::pin::pin!(handler.get_current_user(cx))).await;
+    match user {
+        Ok(user) => cx.current_user = user,
+        Err(error) => return Ran::Failed(error),
+    }
+    match guarded(std::pin::pin!(handler.prepare(cx))).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) | Err(error) => return Ran::Failed(error),
+    }
+    if cx.finished || cx.pending_error.is_some() {
+        return Ran::Prepared;
+    }
+    let connection = cx.connection.clone();
+    let finished = cx.finish_flag.clone();
+    // One arm per verb: each awaits its own future type, held in this
+    // future's state (no box of its own).
+    let (connection, finished) = (&connection, &finished);
+    let ran = match method {
+        "GET" => settle(handler.get(cx), connection, finished).await,
+        "HEAD" => settle(handler.head(cx), connection, finished).await,
+        "POST" => settle(handler.post(cx), connection, finished).await,
+        "PUT" => settle(handler.put(cx), connection, finished).await,
+        "PATCH" => settle(handler.patch(cx), connection, finished).await,
+        "DELETE" => settle(handler.delete(cx), connection, finished).await,
+        "OPTIONS" => settle(handler.options(cx), connection, finished).await,
+        _ => return Ran::Failed(cx.method_not_allowed()),
+    };
+    match ran {
+        Some(Ok(Ok(()))) => Ran::Done,
+        Some(Ok(Err(error)) | Err(error)) => Ran::Failed(error),
+        None => Ran::Abandoned,
+    }
+}
+
+/// Runs a verb method, its panic caught, until it returns or its client
+/// leaves first (`None`).
+async fn settle<F: Future<Output = HandlerResult>>(
+    verb: F,
+    connection: &whirl_httpserver::Http1Connection,
+    finished: &std::rc::Rc<std::cell::Cell<bool>>,
+) -> Option<Result<HandlerResult, HttpError>> {
+    until_abandoned(guarded(std::pin::pin!(verb)), connection, finished).await
 }

@@ -19,7 +19,7 @@ use whirl_httpserver::{
 use crate::application::Application;
 use crate::context::Context;
 use crate::error::HttpError;
-use crate::handler::DynHandler;
+use crate::handler::{DynHandler, Ran};
 use crate::handlers::ErrorHandler;
 use crate::routing::PathArguments;
 
@@ -248,18 +248,7 @@ impl HttpMessageDelegate for Exchange {
 /// handler finished.
 async fn begin(job: &mut Job) {
     let result = async {
-        if let Some(error) = job.early.take() {
-            return Err(error);
-        }
-        let method = job.cx.request.method.as_str();
-        let supported = job.handler.supported_methods().contains(&method);
-        let state_changing = !matches!(method, "GET" | "HEAD" | "OPTIONS");
-        if !supported {
-            return Err(job.cx.method_not_allowed());
-        }
-        if job.cx.settings().xsrf_cookies && state_changing {
-            job.cx.check_xsrf_cookie()?;
-        }
+        checks(job)?;
         job.cx.current_user = guarded(job.handler.get_current_user(&mut job.cx)).await?;
         guarded(job.handler.prepare(&mut job.cx)).await?
     }
@@ -273,6 +262,24 @@ async fn begin(job: &mut Job) {
     }
 }
 
+/// The checks of `_execute` before the handler's own steps: an error
+/// found early, the method, the XSRF cookie.
+fn checks(job: &mut Job) -> Result<(), HttpError> {
+    if let Some(error) = job.early.take() {
+        return Err(error);
+    }
+    let method = job.cx.request.method.as_str();
+    let supported = job.handler.supported_methods().contains(&method);
+    let state_changing = !matches!(method, "GET" | "HEAD" | "OPTIONS");
+    if !supported {
+        return Err(job.cx.method_not_allowed());
+    }
+    if job.cx.settings().xsrf_cookies && state_changing {
+        job.cx.check_xsrf_cookie()?;
+    }
+    Ok(())
+}
+
 /// The rest of `_execute` once the whole request arrived: for a buffered
 /// body, parse it and `begin`; then the verb method, auto-finish and
 /// `on_finish`.
@@ -281,20 +288,23 @@ async fn execute(job: &mut Job, body: Vec<u8>) {
         job.cx.request.body = body;
         if let Err(e) = job.cx.request.parse_body() {
             fail(job, HttpError::new(400).log_message(e.to_string()));
+        } else if let Err(error) = checks(job) {
+            fail(job, error);
         } else {
-            begin(job).await;
+            // The handler's steps in one future (one box).
+            let method = known_method(&job.cx.request.method);
+            let ran = job.handler.run_buffered(&mut job.cx, &method).await;
+            match ran {
+                Ran::Failed(error) => fail(job, error),
+                Ran::Prepared | Ran::Done => finalize(job),
+                Ran::Abandoned => abandoned(job),
+            }
         }
+        return;
     }
     if !job.done {
-        // The method outlives the borrow of the context: a known one (any
-        // method that got this far) as a static string, so no copy.
-        let method: std::borrow::Cow<'static, str> = match KNOWN_METHODS
-            .iter()
-            .find(|known| **known == job.cx.request.method)
-        {
-            Some(known) => (*known).into(),
-            None => job.cx.request.method.clone().into(),
-        };
+        // Streamed: `begin` ran when the head came; now the verb method.
+        let method = known_method(&job.cx.request.method);
         let connection = job.cx.connection.clone();
         let finished = job.cx.finish_flag.clone();
         let verb = guarded(job.handler.call(&method, &mut job.cx));
@@ -303,31 +313,42 @@ async fn execute(job: &mut Job, body: Vec<u8>) {
                 Err(error) => fail(job, error),
                 Ok(()) => finalize(job),
             },
-            None => {
-                // The client left before its answer: the method is dropped
-                // (its awaits cancelled) and the handler told.
-                log::debug!(
-                    "{} {}: the client went away",
-                    job.cx.request.method,
-                    job.cx.request.uri
-                );
-                if catch_unwind(AssertUnwindSafe(|| {
-                    job.handler.on_connection_close(&mut job.cx);
-                }))
-                .is_err()
-                {
-                    log::error!("on_connection_close panicked");
-                }
-                end(job);
-            }
+            None => abandoned(job),
         }
     }
+}
+
+/// The method as it outlives the borrow of the context: a known one (any
+/// method that got this far) as a static string, so no copy.
+fn known_method(method: &str) -> std::borrow::Cow<'static, str> {
+    match KNOWN_METHODS.iter().find(|known| **known == method) {
+        Some(known) => (*known).into(),
+        None => method.to_string().into(),
+    }
+}
+
+/// The client left before its answer: the method was dropped (its awaits
+/// cancelled); the handler is told.
+fn abandoned(job: &mut Job) {
+    log::debug!(
+        "{} {}: the client went away",
+        job.cx.request.method,
+        job.cx.request.uri
+    );
+    if catch_unwind(AssertUnwindSafe(|| {
+        job.handler.on_connection_close(&mut job.cx);
+    }))
+    .is_err()
+    {
+        log::error!("on_connection_close panicked");
+    }
+    end(job);
 }
 
 /// Runs `verb` until it completes, or — while its response is not
 /// finished — until the connection closes (`None`): there is no one left
 /// to answer. A handler that finished its response runs to its end.
-async fn until_abandoned<F: Future + Unpin>(
+pub(crate) async fn until_abandoned<F: Future + Unpin>(
     mut verb: F,
     connection: &Http1Connection,
     finished: &Rc<Cell<bool>>,
@@ -460,12 +481,12 @@ fn fallback_request(start_line: &RequestStartLine) -> HttpServerRequest {
 }
 
 /// Runs a handler future, turning a panic into a 500.
-fn guarded<F: Future + Unpin>(future: F) -> CatchUnwind<F> {
+pub(crate) fn guarded<F: Future + Unpin>(future: F) -> CatchUnwind<F> {
     CatchUnwind(future)
 }
 
 /// A future that catches a panic while polling and resolves to a 500.
-struct CatchUnwind<F>(F);
+pub(crate) struct CatchUnwind<F>(F);
 
 impl<F: Future + Unpin> Future for CatchUnwind<F> {
     type Output = Result<F::Output, HttpError>;

@@ -1326,6 +1326,20 @@ impl RequestHandler for PanicInPrepare {
     }
 }
 
+/// Panics in `get_current_user`; `get` would answer 200.
+struct PanicInCurrentUser;
+
+impl RequestHandler for PanicInCurrentUser {
+    async fn get_current_user(&mut self, _cx: &mut Context) -> Option<String> {
+        panic!("get_current_user failed");
+    }
+
+    async fn get(&mut self, cx: &mut Context) -> HandlerResult {
+        cx.write("get ran");
+        Ok(())
+    }
+}
+
 /// Tornado's `FinishInPrepareTest` handler.
 struct FinishInPrepare;
 
@@ -1361,6 +1375,7 @@ fn errors_app(settings: Settings) -> Application {
             Route::new("/write_error", || CustomWriteError),
             Route::new("/failed_write_error", || FailedWriteError),
             Route::new("/panic_in_prepare", || PanicInPrepare),
+            Route::new("/panic_in_current_user", || PanicInCurrentUser),
             Route::new("/finish_in_prepare", || FinishInPrepare),
             Route::new("/fail_after_flush", || FailAfterFlush),
             Route::new("/ok", || Fixed("ok")),
@@ -1449,13 +1464,13 @@ fn send_error_and_a_custom_write_error() {
     assert_eq!((r.status, r.text().as_str()), (200, "ok"));
 }
 
-/// A panic in a handler or in `prepare` is a 500; the loop goes on and
-/// other connections are served.
+/// A panic in a handler, in `prepare` or in `get_current_user` is a 500;
+/// the loop goes on and other connections are served.
 #[test]
 fn a_panic_is_a_500_and_other_connections_go_on() {
     let server = serve(|| errors_app(Settings::default()));
     let mut held = Client::connect(server.addr);
-    for path in ["/default", "/panic_in_prepare"] {
+    for path in ["/default", "/panic_in_prepare", "/panic_in_current_user"] {
         let r = get(server.addr, path);
         assert_eq!(r.status, 500, "{path}");
         assert_eq!(r.text(), error_page(500, "Internal Server Error"));
