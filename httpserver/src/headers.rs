@@ -346,6 +346,7 @@ impl HttpHeaders {
     }
 
     /// Whether a field named `name` may be present (false: surely not).
+    #[inline(always)]
     fn may_have(&self, name: &str) -> bool {
         self.name_lengths & length_bit(name.len()) != 0
     }
@@ -393,8 +394,12 @@ impl HttpHeaders {
     }
 
     /// Whether `name` is present.
+    #[inline]
     pub fn contains(&self, name: &str) -> bool {
-        self.get(name).is_some()
+        // Inlined, the length test settles most lookups (a response's
+        // headers asked for `Content-Length`, `Transfer-Encoding`…) without
+        // a call.
+        self.may_have(name) && self.get(name).is_some()
     }
 
     /// Adds a value, keeping existing ones (Tornado: `add`).
