@@ -34,8 +34,9 @@ pub const SERVER_HEADER: &str = concat!("whirl/", env!("CARGO_PKG_VERSION"));
 /// handler returns without doing so).
 pub struct Context {
     /// The request (its body is complete by the time the verb method runs,
-    /// unless the handler streams it).
-    pub(crate) request: HttpServerRequest,
+    /// unless the handler streams it). Boxed: the context is moved into
+    /// place several times, and the request is most of its size.
+    pub(crate) request: Box<HttpServerRequest>,
     /// The connection the response goes out on.
     pub(crate) connection: Http1Connection,
     /// The application serving the request.
@@ -73,7 +74,7 @@ impl Context {
     /// A context for `request`, with Tornado's default response: `200`,
     /// `Content-Type: text/html; charset=UTF-8`, and a `Server` header.
     pub(crate) fn new(
-        request: HttpServerRequest,
+        request: Box<HttpServerRequest>,
         connection: Http1Connection,
         app: Application,
         path: PathArguments,

@@ -116,7 +116,7 @@ impl Exchange {
         &self,
         start_line: RequestStartLine,
         headers: HttpHeaders,
-    ) -> (HttpServerRequest, Option<HttpError>) {
+    ) -> (Box<HttpServerRequest>, Option<HttpError>) {
         let context = self.connection.context();
         let head = RequestHead {
             start_line,
@@ -129,7 +129,7 @@ impl Exchange {
             context.protocol,
             started,
         ) {
-            Ok(request) => return (request, None),
+            Ok(request) => return (Box::new(request), None),
             Err(refused) => refused,
         };
         let error = HttpError::new(refused.error.status()).log_message(refused.error.to_string());
@@ -144,7 +144,7 @@ impl Exchange {
             .to_string();
         let request = HttpServerRequest::new(*head, context.remote_ip, context.protocol)
             .unwrap_or_else(|_| fallback_request(&fallback_line));
-        (request, Some(error))
+        (Box::new(request), Some(error))
     }
 
     /// Runs `step` on the job (lent out of the shared state meanwhile);
