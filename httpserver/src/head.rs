@@ -151,7 +151,7 @@ pub fn parse_request_head(
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(ParseError::BadStartLine);
     };
-    if request_line_len(buf) > limits.max_request_line {
+    if parsed_line_len(buf, method, target) > limits.max_request_line {
         return Err(ParseError::UriTooLong);
     }
     let headers = to_headers(req.headers, &buf[..consumed])?;
@@ -306,6 +306,27 @@ impl<'a> AsciiHead<'a> {
             None => headers.add_raw(h.name.as_bytes(), h.value),
         }
     }
+}
+
+/// [`request_line_len`] of a request line httparse parsed, from where its
+/// method and target lie (no scan): the method, a space, the target, a
+/// space, `HTTP/1.x`, and the CR if the line ends with one.
+fn parsed_line_len(buf: &[u8], method: &str, target: &str) -> usize {
+    let at = |part: &str| (part.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+    let version_end = at(target) + target.len() + " HTTP/1.1".len();
+    let end = if buf.get(version_end) == Some(&b'\r') {
+        version_end + 1
+    } else {
+        version_end
+    };
+    let len = end.saturating_sub(at(method));
+    debug_assert_eq!(
+        len,
+        request_line_len(buf),
+        "{:?}",
+        String::from_utf8_lossy(buf)
+    );
+    len
 }
 
 /// Length of the request line (after any leading blank lines).
@@ -467,6 +488,34 @@ mod tests {
                 String::from_utf8_lossy(bytes)
             );
         }
+    }
+
+    #[test]
+    fn a_request_line_of_the_limit_passes_and_one_byte_more_is_414() {
+        let limits = HeadLimits::default();
+        // `GET ` + target + ` HTTP/1.1` + CR: the target plus 14 bytes.
+        for (ending, extra) in [("\r\n", 14), ("\n", 13)] {
+            let line = |target_len: usize| {
+                format!(
+                    "GET /{} HTTP/1.1{ending}Host: x{ending}{ending}",
+                    "a".repeat(target_len - 1)
+                )
+            };
+            let fits = line(limits.max_request_line - extra);
+            assert!(req(fits.as_bytes()).unwrap().is_some(), "{ending:?}");
+            let over = line(limits.max_request_line - extra + 1);
+            assert_eq!(
+                req(over.as_bytes()).unwrap_err().status(),
+                414,
+                "{ending:?}"
+            );
+        }
+        // Blank lines before the request line do not count.
+        let fits = format!(
+            "\r\n\r\nGET /{} HTTP/1.1\r\nHost: x\r\n\r\n",
+            "a".repeat(limits.max_request_line - 15)
+        );
+        assert!(req(fits.as_bytes()).unwrap().is_some());
     }
 
     #[test]
