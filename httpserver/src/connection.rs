@@ -933,10 +933,8 @@ impl Http1Connection {
         } else {
             Framing::CloseDelimited
         };
-        let says_close = headers
-            .get_all("Connection")
-            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
-        let keep_alive = self.begin_response(&mut response, code, framing, no_body, says_close);
+        let says = Says::of(headers);
+        let keep_alive = self.begin_response(&mut response, code, framing, no_body, says.close);
 
         // Step 1. The status line and the caller's headers, in one buffer.
         let mut head = spare_write_buffer(128 + headers.len() * 32);
@@ -947,10 +945,10 @@ impl Http1Connection {
             head.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
         }
         let tail = HeadTail {
-            date: !headers.contains("Date"),
+            date: !says.date,
             keep_alive,
-            says_close,
-            says_connection: headers.contains("Connection"),
+            says_close: says.close,
+            says_connection: says.connection,
             version: response.version,
         };
         tail.append_to(&mut head);
@@ -1011,9 +1009,7 @@ impl Http1Connection {
             says.date |= name.eq_ignore_ascii_case("Date");
             if name.eq_ignore_ascii_case("Connection") {
                 says.connection = true;
-                says.close |= value
-                    .split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("close"));
+                says.close |= says_close(value);
             }
         }
         self.respond_whole(start_line, says, headers.len(), body.into(), |head| {
@@ -1041,16 +1037,13 @@ impl Http1Connection {
         if headers.contains("Content-Length") || headers.contains("Transfer-Encoding") {
             return Err(HttpOutputError::FramedByConnection);
         }
-        let says = Says {
-            date: headers.contains("Date"),
-            connection: headers.contains("Connection"),
-            close: headers
-                .get_all("Connection")
-                .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))),
-        };
-        self.respond_whole(start_line, says, headers.len(), body.into(), |head| {
-            append_header_lines(head, headers);
-        })
+        self.respond_whole(
+            start_line,
+            Says::of(headers),
+            headers.len(),
+            body.into(),
+            |head| append_header_lines(head, headers),
+        )
     }
 
     /// The rest of [`respond`](Http1Connection::respond) once the caller's
@@ -1469,6 +1462,24 @@ struct Says {
     connection: bool,
     /// `Connection: close`.
     close: bool,
+}
+
+impl Says {
+    /// What `headers` say.
+    fn of(headers: &HttpHeaders) -> Says {
+        Says {
+            date: headers.contains("Date"),
+            connection: headers.contains("Connection"),
+            close: headers.get_all("Connection").any(says_close),
+        }
+    }
+}
+
+/// Whether a `Connection` value lists `close`.
+fn says_close(value: &str) -> bool {
+    value
+        .split(',')
+        .any(|t| t.trim().eq_ignore_ascii_case("close"))
 }
 
 /// The body length a framing declares (0 for all but `Length`).
