@@ -1076,3 +1076,43 @@ fn respond_with_connection_close_closes_after_the_response() {
     );
     assert_eq!(response.body, b"Hello, World!");
 }
+
+// ----- the request's start time ----------------------------------------------
+
+/// A closure server's request starts when its connection parsed the head:
+/// the same instant `request_start_time` reports (one clock read), before
+/// the handler runs, and anew for each request on a kept-alive connection.
+#[test]
+fn a_request_starts_when_its_connection_parsed_the_head() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let server = spawn_server(move || {
+        let record = record.clone();
+        HttpServer::from_fn(move |request, connection| {
+            let handled = Instant::now();
+            record.lock().unwrap().push((
+                request.start_time,
+                connection.request_start_time(),
+                handled,
+            ));
+            let ok = whirl_httpserver::ResponseStartLine::new(200);
+            let _ = connection.respond(&ok, &[], "ok");
+        })
+    });
+    let mut stream = connect(server.addr);
+    for _ in 0..2 {
+        send(&mut stream, get("/"));
+        assert_eq!(read_response(&mut stream, false).unwrap().code, 200);
+        thread::sleep(Duration::from_millis(5));
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    for (start, connection_start, handled) in seen.iter() {
+        assert_eq!(start, connection_start);
+        assert!(start <= handled);
+    }
+    assert!(
+        seen[1].0 >= seen[0].2 + Duration::from_millis(5),
+        "the second request kept the first one's start"
+    );
+}
