@@ -24,12 +24,20 @@ thread_local! {
 /// Each of `texts` as an owned string, in a spare string's storage when
 /// there is one (the spares are looked up once for all of them).
 pub(crate) fn strings_from<const N: usize>(texts: [&str; N]) -> [String; N] {
-    STRINGS
-        .try_with(|spare| {
-            let mut spare = spare.borrow_mut();
-            texts.map(|text| copy_into(&mut spare, text))
-        })
-        .unwrap_or_else(|_| texts.map(|text| copy_into(&mut Vec::new(), text)))
+    let mut strings = [const { String::new() }; N];
+    let pooled = STRINGS.try_with(|spare| fill(&mut strings, texts, &mut spare.borrow_mut()));
+    if pooled.is_err() {
+        fill(&mut strings, texts, &mut Vec::new()); // the thread is ending
+    }
+    strings
+}
+
+/// Copies each of `texts` into its slot of `strings` (a loop, not
+/// `array::map`, whose generic machinery costs more than the copies).
+fn fill<const N: usize>(strings: &mut [String; N], texts: [&str; N], spare: &mut Vec<String>) {
+    for (string, text) in strings.iter_mut().zip(texts) {
+        *string = copy_into(spare, text);
+    }
 }
 
 /// `text` as an owned string: empty without storage, else in a string
