@@ -727,6 +727,21 @@ impl Http1Connection {
         self.inner.response_done.clear();
         self.inner.in_request.set(true);
         self.inner.max_body_size.set(None);
+        // A request without a body is whole already: its delegate may take
+        // it at once, with no message delegate made for it.
+        let head = if framing == Framing::Empty {
+            match delegate.whole_request(self, head) {
+                Ok(flow) => {
+                    if let Some(flow) = flow {
+                        self.run_until_answered(flow).await;
+                    }
+                    return self.answered().await;
+                }
+                Err(head) => head,
+            }
+        } else {
+            head
+        };
         let mut message = delegate.start_request(self);
         let expect_continue = head.start_line.version == Version::Http11
             && framing != Framing::Empty
@@ -807,10 +822,16 @@ impl Http1Connection {
         }
 
         // Step 7. Wait for the response (or the connection closing).
+        self.answered().await
+    }
+
+    /// Waits for the response to the request in flight (or the connection
+    /// closing); returns whether to go on with another request.
+    async fn answered(&self) -> bool {
         self.inner.response_done.wait().await;
         self.inner.in_request.set(false);
         let response = self.inner.response.borrow();
-        !stream.closed()
+        !self.inner.stream.closed()
             && !self.inner.closing.get()
             && response.finished
             && response.keep_alive

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::connection::Http1Connection;
+use crate::head::RequestHead;
 use crate::headers::HttpHeaders;
 use crate::start_line::{RequestStartLine, ResponseStartLine};
 
@@ -64,6 +65,26 @@ pub trait HttpServerConnectionDelegate {
     /// receive it. Respond through `connection` (`write_headers`, `write`,
     /// `finish`), during or after the request.
     fn start_request(&self, connection: &Http1Connection) -> Box<dyn HttpMessageDelegate>;
+
+    /// A request without a body arrived on `connection`: its head is the
+    /// whole of it. A delegate that can take such a request at once answers
+    /// it here (or returns the work that will, as
+    /// [`finish_flow`](HttpMessageDelegate::finish_flow) does) and spares
+    /// the message delegate [`start_request`](Self::start_request) would
+    /// make for it; one that cannot gives the head back (`Err`), and the
+    /// connection goes the usual way: `start_request`, `headers_received`,
+    /// `finish_flow`. Default: gives it back.
+    ///
+    /// # Errors
+    ///
+    /// The head, untouched, when the delegate wants the usual way.
+    fn whole_request(
+        &self,
+        _connection: &Http1Connection,
+        head: RequestHead,
+    ) -> Result<Flow, RequestHead> {
+        Err(head)
+    }
 
     /// The connection closed (after its last request).
     fn on_close(&self, _connection: &Http1Connection) {}

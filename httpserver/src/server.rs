@@ -126,6 +126,19 @@ impl HttpServerConnectionDelegate for Shared {
         message
     }
 
+    /// The user's delegate takes a whole request only when no wrapper
+    /// would have stood in front of its message delegate.
+    fn whole_request(
+        &self,
+        connection: &Http1Connection,
+        head: RequestHead,
+    ) -> Result<Flow, RequestHead> {
+        if self.xheaders.get() || self.decompress.get() {
+            return Err(head);
+        }
+        self.delegate.whole_request(connection, head)
+    }
+
     fn on_close(&self, connection: &Http1Connection) {
         self.delegate.on_close(connection);
     }
@@ -576,6 +589,60 @@ impl HttpServerConnectionDelegate for CallableAdapter {
             request: None,
         })
     }
+
+    /// A request without a body goes to the closure at once: nothing to
+    /// buffer.
+    fn whole_request(
+        &self,
+        connection: &Http1Connection,
+        head: RequestHead,
+    ) -> Result<Flow, RequestHead> {
+        if let Some(request) = checked_request(connection, head) {
+            call_handler(&*self.handler, connection, request);
+        }
+        Ok(None)
+    }
+}
+
+/// The request of `head` as it came on `connection`, or `None` when it is
+/// refused (answered here with its error page).
+fn checked_request(connection: &Http1Connection, head: RequestHead) -> Option<HttpServerRequest> {
+    let context = connection.context();
+    let started = connection.request_start_time();
+    match HttpServerRequest::from_head_at(head, context.remote_ip, context.protocol, started) {
+        Ok(request) => Some(request),
+        Err(refused) => {
+            log::debug!("bad request: {}", refused.error);
+            answer_error(connection, refused.error.status());
+            None
+        }
+    }
+}
+
+/// Parses the body of a whole `request` and calls `handler` with it, or
+/// answers 400 for a body that does not parse.
+fn call_handler(handler: &HandlerFn, connection: &Http1Connection, mut request: HttpServerRequest) {
+    if let Err(e) = request.parse_body() {
+        log::debug!("bad request body: {e}");
+        answer_error(connection, e.status());
+        return;
+    }
+    handler(request, connection);
+}
+
+/// Answers `code` with a small HTML page (Tornado's default error page).
+fn answer_error(connection: &Http1Connection, code: u16) {
+    let reason = reason_phrase(code);
+    let body = format!("<html><title>{code}: {reason}</title><body>{code}: {reason}</body></html>");
+    let mut headers = HttpHeaders::new();
+    headers.insert("Content-Type", "text/html; charset=UTF-8");
+    headers.insert("Content-Length", Decimal::from(body.len()));
+    headers.insert("Connection", "close");
+    let status = ResponseStartLine::new(code);
+    if connection.write_headers(&status, &headers).is_ok() {
+        let _ = connection.write(body);
+        let _ = connection.finish();
+    }
 }
 
 /// One request being buffered for a closure handler.
@@ -588,24 +655,6 @@ struct BufferedRequest {
     request: Option<HttpServerRequest>,
 }
 
-impl BufferedRequest {
-    /// Answers `code` with a small HTML page (Tornado's default error page).
-    fn answer_error(&self, code: u16) {
-        let reason = reason_phrase(code);
-        let body =
-            format!("<html><title>{code}: {reason}</title><body>{code}: {reason}</body></html>");
-        let mut headers = HttpHeaders::new();
-        headers.insert("Content-Type", "text/html; charset=UTF-8");
-        headers.insert("Content-Length", Decimal::from(body.len()));
-        headers.insert("Connection", "close");
-        let status = ResponseStartLine::new(code);
-        if self.connection.write_headers(&status, &headers).is_ok() {
-            let _ = self.connection.write(body);
-            let _ = self.connection.finish();
-        }
-    }
-}
-
 impl HttpMessageDelegate for BufferedRequest {
     fn headers_received(&mut self, start_line: StartLine, headers: HttpHeaders) -> Flow {
         let StartLine::Request(start_line) = start_line else {
@@ -615,15 +664,7 @@ impl HttpMessageDelegate for BufferedRequest {
             start_line,
             headers,
         };
-        let context = self.connection.context();
-        let started = self.connection.request_start_time();
-        match HttpServerRequest::from_head_at(head, context.remote_ip, context.protocol, started) {
-            Ok(request) => self.request = Some(request),
-            Err(refused) => {
-                log::debug!("bad request: {}", refused.error);
-                self.answer_error(refused.error.status());
-            }
-        }
+        self.request = checked_request(&self.connection, head);
         None
     }
 
@@ -639,18 +680,8 @@ impl HttpMessageDelegate for BufferedRequest {
     }
 
     fn finish(&mut self) {
-        // Parsed where it lies, and moved once, into the handler's call.
-        let Some(request) = self.request.as_mut() else {
-            return;
-        };
-        if let Err(e) = request.parse_body() {
-            log::debug!("bad request body: {e}");
-            self.request = None;
-            self.answer_error(e.status());
-            return;
-        }
         if let Some(request) = self.request.take() {
-            (self.handler)(request, &self.connection);
+            call_handler(&*self.handler, &self.connection, request);
         }
     }
 

@@ -16,7 +16,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use whirl_httpserver::{
     parse_http_date, serve_threads, Flow, Http1Connection, Http1ConnectionParams, HttpHeaders,
-    HttpMessageDelegate, HttpServer, HttpServerConnectionDelegate, HttpServerRequest,
+    HttpMessageDelegate, HttpServer, HttpServerConnectionDelegate, HttpServerRequest, RequestHead,
     ResponseStartLine, ServerThreads, StartLine, Version,
 };
 use whirl_ioloop::{sleep, IoLoop};
@@ -351,6 +351,124 @@ fn a_streaming_delegate_reads_the_proxied_address_from_the_connection_context() 
         &get("X-Forwarded-For: 8.8.8.8\r\nX-Forwarded-Proto: https\r\n"),
     );
     assert_eq!(response.header("X-Context"), Some("Some(8.8.8.8) https"));
+}
+
+// ----- whole requests -------------------------------------------------------------
+
+/// A delegate that takes bodiless requests whole — except `/decline`, whose
+/// head it gives back — and answers with `X-Way` saying which way each
+/// came (`whole` or `message`) and `X-Target` its request target.
+struct WholeTaker;
+
+/// One request of [`WholeTaker`] that came the usual way.
+struct MessageRequest {
+    /// Where to answer.
+    connection: Http1Connection,
+    /// The request target, from `headers_received`.
+    target: String,
+    /// Body bytes received.
+    body: usize,
+}
+
+/// Answers with the way a request came, its target and its body size.
+fn answer_way(connection: &Http1Connection, way: &str, target: &str, body: usize) {
+    let mut headers = HttpHeaders::new();
+    headers.insert("X-Way", way);
+    headers.insert("X-Target", target);
+    headers.insert("X-Body", body.to_string());
+    respond(connection, headers, Vec::new());
+}
+
+impl HttpServerConnectionDelegate for WholeTaker {
+    fn start_request(&self, connection: &Http1Connection) -> Box<dyn HttpMessageDelegate> {
+        Box::new(MessageRequest {
+            connection: connection.clone(),
+            target: String::new(),
+            body: 0,
+        })
+    }
+
+    fn whole_request(
+        &self,
+        connection: &Http1Connection,
+        head: RequestHead,
+    ) -> Result<Flow, RequestHead> {
+        if head.start_line.target == "/decline" {
+            return Err(head);
+        }
+        let connection = connection.clone();
+        // Answered from a flow a loop turn later: the connection waits for it.
+        Ok(Some(Box::pin(async move {
+            sleep(Duration::from_millis(1)).await;
+            answer_way(&connection, "whole", &head.start_line.target, 0);
+        })))
+    }
+}
+
+impl HttpMessageDelegate for MessageRequest {
+    fn headers_received(&mut self, start_line: StartLine, _headers: HttpHeaders) -> Flow {
+        if let StartLine::Request(line) = start_line {
+            self.target = line.target;
+        }
+        None
+    }
+
+    fn data_received(&mut self, chunk: Vec<u8>) -> Flow {
+        self.body += chunk.len();
+        None
+    }
+
+    fn finish(&mut self) {
+        answer_way(&self.connection, "message", &self.target, self.body);
+    }
+
+    fn on_connection_close(&mut self) {}
+}
+
+/// Sends each of `requests` in turn on one connection; the answers' way,
+/// target and body size.
+fn ways(addr: SocketAddr, requests: &[Vec<u8>]) -> Vec<(String, String, String)> {
+    let mut stream = connect(addr);
+    requests
+        .iter()
+        .map(|raw| {
+            stream.write_all(raw).expect("write");
+            let response = read_response(&mut stream).expect("a response");
+            let header = |name| response.header(name).unwrap_or_default().to_string();
+            (header("X-Way"), header("X-Target"), header("X-Body"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_bodiless_request_is_taken_whole_and_one_with_a_body_as_a_message() {
+    let (_servers, addr) = serve(|| HttpServer::new(WholeTaker));
+    let declined = b"GET /decline HTTP/1.1\r\nHost: example.com\r\n\r\n".to_vec();
+    let got = ways(addr, &[get(""), post("", b"abc"), declined, get("")]);
+    let way = |w: &str, t: &str, b: &str| (w.to_string(), t.to_string(), b.to_string());
+    assert_eq!(
+        got,
+        [
+            way("whole", "/", "0"),
+            way("message", "/", "3"),
+            way("message", "/decline", "0"), // given back: the usual way
+            way("whole", "/", "0"),
+        ]
+    );
+}
+
+#[test]
+fn with_a_wrapper_in_front_a_bodiless_request_comes_as_a_message() {
+    // xheaders and decompress_request wrap the message delegate, so a whole
+    // request would pass them by: it takes the usual way.
+    for make in [
+        || HttpServer::new(WholeTaker).xheaders(true),
+        || HttpServer::new(WholeTaker).decompress_request(true),
+    ] {
+        let (_servers, addr) = serve(make);
+        let got = ways(addr, &[get("")]);
+        assert_eq!(got[0].0, "message");
+    }
 }
 
 // ----- decompress_request -------------------------------------------------------

@@ -8,8 +8,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use whirl_httpserver::{
-    Http1Connection, Http1ConnectionParams, HttpMessageDelegate, HttpServer,
-    HttpServerConnectionDelegate,
+    Flow, Http1Connection, Http1ConnectionParams, HttpMessageDelegate, HttpServer,
+    HttpServerConnectionDelegate, RequestHead,
 };
 
 use crate::handler::RequestHandler;
@@ -309,6 +309,14 @@ fn reverse_table(routes: &[Route]) -> ReverseTable {
 impl HttpServerConnectionDelegate for Application {
     fn start_request(&self, connection: &Http1Connection) -> Box<dyn HttpMessageDelegate> {
         Box::new(Exchange::new(self.clone(), connection.clone()))
+    }
+
+    fn whole_request(
+        &self,
+        connection: &Http1Connection,
+        head: RequestHead,
+    ) -> Result<Flow, RequestHead> {
+        Ok(crate::pipeline::whole_request(self, connection, head))
     }
 }
 

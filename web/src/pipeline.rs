@@ -74,79 +74,6 @@ impl Exchange {
         }
     }
 
-    /// Builds the handler for a request: the route's, or an error
-    /// handler for an unknown method (501), an unmatched path (404), an
-    /// undecodable path argument or query (400).
-    fn start(&self, start_line: RequestStartLine, headers: HttpHeaders) -> Job {
-        let (request, mut early) = self.build_request(start_line, headers);
-        if early.is_none() && !KNOWN_METHODS.contains(&request.method.as_str()) {
-            early =
-                Some(HttpError::new(501).log_message(format!("unknown method {}", request.method)));
-        }
-        let mut path = PathArguments::default();
-        let mut factory = None;
-        if early.is_none() {
-            match self.app.find_route(&request.path) {
-                Some((f, Ok(arguments))) => {
-                    factory = Some(f);
-                    path = arguments;
-                }
-                Some((_, Err(error))) => early = Some(error),
-                None => early = Some(HttpError::new(404)),
-            }
-        }
-        let handler: Box<dyn DynHandler> = match &factory {
-            Some(factory) => factory(),
-            None => Box::new(ErrorHandler::new(404)),
-        };
-        let cx = Context::new(request, self.connection.clone(), self.app.clone(), path);
-        Job {
-            streaming: early.is_none() && handler.stream_request_body(),
-            handler,
-            cx,
-            done: false,
-            early,
-        }
-    }
-
-    /// The request, or — for a query the server refuses to parse (too many
-    /// fields, a name that is not UTF-8) — the request without its query,
-    /// with the 400 to answer.
-    fn build_request(
-        &self,
-        start_line: RequestStartLine,
-        headers: HttpHeaders,
-    ) -> (Box<HttpServerRequest>, Option<HttpError>) {
-        let context = self.connection.context();
-        let head = RequestHead {
-            start_line,
-            headers,
-        };
-        let started = self.connection.request_start_time();
-        let refused = match HttpServerRequest::from_head_at(
-            head,
-            context.remote_ip,
-            context.protocol,
-            started,
-        ) {
-            Ok(request) => return (Box::new(request), None),
-            Err(refused) => refused,
-        };
-        let error = HttpError::new(refused.error.status()).log_message(refused.error.to_string());
-        let mut head = refused.head;
-        let fallback_line = head.start_line.clone();
-        head.start_line.target = head
-            .start_line
-            .target
-            .split('?')
-            .next()
-            .unwrap_or("/")
-            .to_string();
-        let request = HttpServerRequest::new(*head, context.remote_ip, context.protocol)
-            .unwrap_or_else(|_| fallback_request(&fallback_line));
-        (Box::new(request), Some(error))
-    }
-
     /// Runs `step` on the job (lent out of the shared state meanwhile);
     /// skipped once the job is done.
     fn run_step<F>(&self, step: F) -> Flow
@@ -171,7 +98,7 @@ impl HttpMessageDelegate for Exchange {
         let StartLine::Request(start_line) = start_line else {
             return None;
         };
-        let job = self.start(start_line, headers);
+        let job = start(&self.app, &self.connection, start_line, headers);
         let streaming = job.streaming;
         self.state.borrow_mut().job = Some(Box::new(job));
         if !streaming {
@@ -241,6 +168,98 @@ impl HttpMessageDelegate for Exchange {
             }
         }
     }
+}
+
+/// Builds the handler for a request: the route's, or an error
+/// handler for an unknown method (501), an unmatched path (404), an
+/// undecodable path argument or query (400).
+fn start(
+    app: &Application,
+    connection: &Http1Connection,
+    start_line: RequestStartLine,
+    headers: HttpHeaders,
+) -> Job {
+    let (request, mut early) = build_request(connection, start_line, headers);
+    if early.is_none() && !KNOWN_METHODS.contains(&request.method.as_str()) {
+        early = Some(HttpError::new(501).log_message(format!("unknown method {}", request.method)));
+    }
+    let mut path = PathArguments::default();
+    let mut factory = None;
+    if early.is_none() {
+        match app.find_route(&request.path) {
+            Some((f, Ok(arguments))) => {
+                factory = Some(f);
+                path = arguments;
+            }
+            Some((_, Err(error))) => early = Some(error),
+            None => early = Some(HttpError::new(404)),
+        }
+    }
+    let handler: Box<dyn DynHandler> = match &factory {
+        Some(factory) => factory(),
+        None => Box::new(ErrorHandler::new(404)),
+    };
+    let cx = Context::new(request, connection.clone(), app.clone(), path);
+    Job {
+        streaming: early.is_none() && handler.stream_request_body(),
+        handler,
+        cx,
+        done: false,
+        early,
+    }
+}
+
+/// The request, or — for a query the server refuses to parse (too many
+/// fields, a name that is not UTF-8) — the request without its query,
+/// with the 400 to answer.
+fn build_request(
+    connection: &Http1Connection,
+    start_line: RequestStartLine,
+    headers: HttpHeaders,
+) -> (Box<HttpServerRequest>, Option<HttpError>) {
+    let context = connection.context();
+    let head = RequestHead {
+        start_line,
+        headers,
+    };
+    let started = connection.request_start_time();
+    let refused =
+        match HttpServerRequest::from_head_at(head, context.remote_ip, context.protocol, started) {
+            Ok(request) => return (Box::new(request), None),
+            Err(refused) => refused,
+        };
+    let error = HttpError::new(refused.error.status()).log_message(refused.error.to_string());
+    let mut head = refused.head;
+    let fallback_line = head.start_line.clone();
+    head.start_line.target = head
+        .start_line
+        .target
+        .split('?')
+        .next()
+        .unwrap_or("/")
+        .to_string();
+    let request = HttpServerRequest::new(*head, context.remote_ip, context.protocol)
+        .unwrap_or_else(|_| fallback_request(&fallback_line));
+    (Box::new(request), Some(error))
+}
+
+/// Runs a request that has no body (the application's
+/// [`whole_request`](whirl_httpserver::HttpServerConnectionDelegate::whole_request)): the
+/// steps the exchange would run one call at a time, in one flow, with no
+/// exchange and no shared state made for it.
+pub(crate) fn whole_request(
+    app: &Application,
+    connection: &Http1Connection,
+    head: RequestHead,
+) -> Flow {
+    let mut job = Box::new(start(app, connection, head.start_line, head.headers));
+    Some(Box::pin(async move {
+        if job.streaming {
+            // Prepared before the (empty) body, as a streamed one would be.
+            begin(&mut job).await;
+        }
+        execute(&mut job, Vec::new()).await;
+    }))
 }
 
 /// Tornado's `_execute` up to `prepare`: the method check, the XSRF check,

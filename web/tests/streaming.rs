@@ -536,6 +536,25 @@ fn upload_sized(addr: SocketAddr, path: &str, body: &[u8]) -> Response {
     upload(&mut Client::connect(addr), &head, body)
 }
 
+/// A request without a body on a streaming handler: `prepare`, then the
+/// verb (no `data_received`), as Tornado runs it; refused in `prepare`, the
+/// verb never runs; the connection serves the next request either way.
+#[test]
+fn a_bodiless_request_on_a_streaming_handler_is_prepared_then_served() {
+    let _serial = serial();
+    let server = serve(|| upload_app(Http1ConnectionParams::default(), None));
+    let mut client = Client::connect(server.addr);
+    client.send(head("GET", "/sink", "").as_bytes());
+    let r = client.read_response("GET");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(json_of(&r)["calls"], json!(["prepare", "get"]));
+    client.send(head("GET", "/sink?fail=1", "").as_bytes());
+    assert_eq!(client.read_response("GET").status, 401);
+    client.send(head("GET", "/sink", "").as_bytes());
+    let r = client.read_response("GET");
+    assert_eq!(json_of(&r)["calls"], json!(["prepare", "get"]));
+}
+
 /// StreamingRequestBodyTest, flow control tests: `prepare`, then pieces no
 /// bigger than the chunk size (64 KiB), then the verb; the bytes intact,
 /// and nothing buffered in `request().body`.
