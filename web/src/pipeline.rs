@@ -252,8 +252,10 @@ pub(crate) fn whole_request(
     connection: &Http1Connection,
     head: RequestHead,
 ) -> Flow {
-    let mut job = Box::new(start(app, connection, head.start_line, head.headers));
+    let (app, connection) = (app.clone(), connection.clone());
+    // The job is made in the flow's own state, so it needs no box.
     Some(Box::pin(async move {
+        let mut job = start(&app, &connection, head.start_line, head.headers);
         if job.streaming {
             // Prepared before the (empty) body, as a streamed one would be.
             begin(&mut job).await;
