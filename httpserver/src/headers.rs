@@ -450,24 +450,97 @@ impl HttpHeaders {
             is_valid_header_value(value),
             "invalid header value for {name}"
         );
-        let found = if self.may_have(name) {
-            self.fields.iter().position(|f| self.is_named(f, name))
-        } else {
-            None
-        };
-        let Some(at) = found else {
+        let Some(at) = self.position(name) else {
             self.push(name, value);
             return;
         };
-        // The first occurrence keeps its name as first written and takes the
-        // new value, appended (the old value is left as garbage until a
-        // compaction: no bytes move).
-        let old = self.fields[at];
         let start = self.text.len();
         self.text.push_str(value);
+        self.replace_value(at, name, start);
+    }
+
+    /// As [`insert`](HttpHeaders::insert), the value formatted from a
+    /// `Display` straight into the map (no string made for it first), or
+    /// why it is invalid: then the map is as it was.
+    ///
+    /// # Errors
+    ///
+    /// [`HeaderError::InvalidName`] or [`HeaderError::InvalidValue`].
+    pub fn try_insert_display(
+        &mut self,
+        name: &str,
+        value: impl fmt::Display,
+    ) -> Result<(), HeaderError> {
+        if !is_valid_header_name(name) {
+            return Err(HeaderError::InvalidName);
+        }
+        let found = self.position(name);
+        self.append_display(name, value, found)
+    }
+
+    /// As [`try_add`](HttpHeaders::try_add), the value formatted from a
+    /// `Display` straight into the map; on an error the map is as it was.
+    ///
+    /// # Errors
+    ///
+    /// [`HeaderError::InvalidName`] or [`HeaderError::InvalidValue`].
+    pub fn try_add_display(
+        &mut self,
+        name: &str,
+        value: impl fmt::Display,
+    ) -> Result<(), HeaderError> {
+        if !is_valid_header_name(name) {
+            return Err(HeaderError::InvalidName);
+        }
+        self.append_display(name, value, None)
+    }
+
+    /// Formats `value` at the end of the text — after `name` for a new
+    /// field (`found` is `None`), alone for the new value of field `found`
+    /// — and records it once its bytes proved valid; else cuts it off.
+    fn append_display(
+        &mut self,
+        name: &str,
+        value: impl fmt::Display,
+        found: Option<usize>,
+    ) -> Result<(), HeaderError> {
+        self.reserve_first(name.len() + 16);
+        let start = self.text.len();
+        if found.is_none() {
+            self.text.push_str(name);
+        }
+        let middle = self.text.len();
+        // Writing to a `String` cannot fail.
+        let _ = fmt::Write::write_fmt(&mut self.text, format_args!("{value}"));
+        if !all_value_bytes(&self.text.as_bytes()[middle..]) {
+            self.text.truncate(start);
+            return Err(HeaderError::InvalidValue);
+        }
+        match found {
+            None => self.push_field(start, middle),
+            Some(at) => self.replace_value(at, name, middle),
+        }
+        Ok(())
+    }
+
+    /// Where the first field named `name` is.
+    fn position(&self, name: &str) -> Option<usize> {
+        if !self.may_have(name) {
+            return None;
+        }
+        self.fields.iter().position(|f| self.is_named(f, name))
+    }
+
+    /// Makes `text[start..]` (just appended) the value of field `at`, named
+    /// `name`, and removes the later fields of that name: the first
+    /// occurrence keeps its name as first written (the old value is left as
+    /// garbage until a compaction: no bytes move).
+    fn replace_value(&mut self, at: usize, name: &str, start: usize) {
+        let old = self.fields[at];
+        let end = self.text.len();
         self.fields[at].value = offset(start);
-        self.fields[at].end = offset(self.text.len());
-        self.live += value.len();
+        self.fields[at].end = offset(end);
+        self.live += end - start;
         self.live -= (old.end - old.value) as usize;
         let mut i = at + 1;
         while i < self.fields.len() {
@@ -828,6 +901,73 @@ mod tests {
             other.add("D", "4");
             other
         });
+    }
+
+    #[test]
+    fn display_values_are_formatted_into_the_map_or_refused_leaving_it_as_it_was() {
+        let mut h = HttpHeaders::new();
+        h.add("A", "1");
+        h.add("B", "2");
+        h.add("a", "3");
+        // Replaced (later values of the name go), added, new.
+        assert_eq!(
+            h.try_insert_display("a", format_args!("{}-{}", 4, "x")),
+            Ok(())
+        );
+        assert_eq!(h.try_add_display("B", 22), Ok(()));
+        assert_eq!(h.try_insert_display("Content-Length", 13), Ok(()));
+        let fields = [
+            ("A", "4-x"),
+            ("B", "2"),
+            ("B", "22"),
+            ("Content-Length", "13"),
+        ];
+        assert_eq!(h.iter().collect::<Vec<_>>(), fields);
+        // Refused, new field or replacement alike: nothing changes, and what
+        // is added next reads as it should.
+        let (snapshot, text_len) = (h.clone(), h.text.len());
+        let evil = format_args!("{}\r\nSet-Cookie: x=1", "v");
+        assert_eq!(
+            h.try_insert_display("X-New", evil),
+            Err(HeaderError::InvalidValue)
+        );
+        assert_eq!(
+            h.try_insert_display("A", "nul\0"),
+            Err(HeaderError::InvalidValue)
+        );
+        assert_eq!(
+            h.try_add_display("B", "\x7f"),
+            Err(HeaderError::InvalidValue)
+        );
+        assert_eq!(
+            h.try_insert_display("X Y", 1),
+            Err(HeaderError::InvalidName)
+        );
+        assert_eq!(h.try_add_display("", 1), Err(HeaderError::InvalidName));
+        assert_eq!(h, snapshot);
+        assert_eq!(h.text.len(), text_len, "the refused text was cut off");
+        assert_eq!(h.iter().collect::<Vec<_>>(), fields);
+        h.add("C", "c");
+        assert_eq!(h.get("C"), Some("c"));
+        assert_eq!(h.get("A"), Some("4-x"));
+        // A long value in many pieces arrives whole; refused, whole too.
+        let long = "é".repeat(200);
+        h.try_insert_display("C", format_args!("{}{long}{}", 1, 2))
+            .unwrap();
+        assert_eq!(h.get("C"), Some(format!("1{long}2").as_str()));
+        let tail = format_args!("{long}{}", "\nX-B: 1");
+        assert_eq!(
+            h.try_insert_display("C", tail),
+            Err(HeaderError::InvalidValue)
+        );
+        assert_eq!(h.get("C"), Some(format!("1{long}2").as_str()));
+        // Many replacements: compacted like `insert`'s, nothing lost.
+        for i in 0..500 {
+            h.try_insert_display("A", i).unwrap();
+        }
+        assert!(h.text.len() <= 2 * h.live + FIRST_TEXT, "{}", h.text.len());
+        assert_eq!(h.get("A"), Some("499"));
+        assert_eq!(h.len(), 5);
     }
 
     #[test]

@@ -606,6 +606,7 @@ impl HttpServerConnectionDelegate for CallableAdapter {
 
 /// The request of `head` as it came on `connection`, or `None` when it is
 /// refused (answered here with its error page).
+#[inline(always)]
 fn checked_request(connection: &Http1Connection, head: RequestHead) -> Option<HttpServerRequest> {
     let context = connection.context();
     let started = connection.request_start_time();
@@ -621,6 +622,7 @@ fn checked_request(connection: &Http1Connection, head: RequestHead) -> Option<Ht
 
 /// Parses the body of a whole `request` and calls `handler` with it, or
 /// answers 400 for a body that does not parse.
+#[inline(always)]
 fn call_handler(handler: &HandlerFn, connection: &Http1Connection, mut request: HttpServerRequest) {
     if let Err(e) = request.parse_body() {
         log::debug!("bad request body: {e}");
