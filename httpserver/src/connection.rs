@@ -47,6 +47,9 @@ pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(75);
 /// Default longest silence inside a request body: 60 s.
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest body [`Http1Connection::respond`] copies into the head's buffer
+/// (so head and body leave as one buffer) rather than queueing on its own.
+const BODY_WITH_HEAD: usize = 1024;
 /// Default most requests served on one connection: 1,000.
 pub const DEFAULT_MAX_REQUESTS: usize = 1000;
 /// Default wait for the next request after which an
@@ -1106,10 +1109,17 @@ impl Http1Connection {
         };
         tail.append_to(&mut head);
         let stream = &self.inner.stream;
-        let mut last = stream.write(head);
-        if !no_body && !body.is_empty() {
-            last = stream.write(body);
-        }
+        let last = if no_body || body.is_empty() {
+            stream.write(head)
+        } else if body.len() <= BODY_WITH_HEAD {
+            // A small body goes in the head's buffer: one write, one copy
+            // (the stream would have copied it to the head anyway).
+            body.append_to(&mut head);
+            stream.write(head)
+        } else {
+            stream.write(head);
+            stream.write(body)
+        };
         // The encoder is told of the whole body, so its state (and a write
         // after this one) is as if `write` and `finish` had run.
         if let Some(encoder) = response.encoder.as_mut() {
@@ -1417,6 +1427,10 @@ fn append_header_line(head: &mut Vec<u8>, name: &str, value: &str) {
 /// does (checklist 45); an empty one is the standard phrase.
 fn append_status_line(head: &mut Vec<u8>, start_line: &ResponseStartLine) {
     let code = start_line.code;
+    if code == 200 && start_line.reason.is_empty() {
+        head.extend_from_slice(b"HTTP/1.1 200 OK\r\n"); // the usual one, in one copy
+        return;
+    }
     head.extend_from_slice(b"HTTP/1.1 ");
     if (100..1000).contains(&code) {
         head.extend_from_slice(&[
@@ -1523,6 +1537,25 @@ impl fmt::Debug for Http1Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_lines_say_the_standard_reason_or_the_given_one() {
+        let line = |code, reason: &str| {
+            let mut head = Vec::new();
+            let start_line = ResponseStartLine {
+                version: Version::Http11,
+                code,
+                reason: reason.to_string(),
+            };
+            append_status_line(&mut head, &start_line);
+            String::from_utf8(head).unwrap()
+        };
+        assert_eq!(line(200, ""), "HTTP/1.1 200 OK\r\n");
+        assert_eq!(line(200, "Fine"), "HTTP/1.1 200 Fine\r\n");
+        assert_eq!(line(404, ""), "HTTP/1.1 404 Not Found\r\n");
+        assert_eq!(line(299, ""), "HTTP/1.1 299 Unknown\r\n");
+        assert_eq!(line(200, "a\r\nX: 1"), "HTTP/1.1 200 Unknown\r\n");
+    }
 
     #[test]
     fn header_lines_are_latin1_or_utf8_never_truncated() {

@@ -14,19 +14,22 @@ use crate::httputil::format_timestamp;
 /// from 1970 to 9999.
 const DATE_LEN: usize = 29;
 
+/// Length of the whole line: `Date: `, the date, CRLF.
+const LINE_LEN: usize = 6 + DATE_LEN + 2;
+
 /// One thread's rendered date.
 struct CachedDate {
-    /// When the second `bytes` names ends, on the monotonic clock (`None`
+    /// When the second `line` names ends, on the monotonic clock (`None`
     /// before the first rendering).
     until: Option<Instant>,
-    /// `format_timestamp` of that second.
-    bytes: [u8; DATE_LEN],
+    /// `Date: <format_timestamp of that second>\r\n`, copied whole.
+    line: [u8; LINE_LEN],
 }
 
 thread_local! {
     /// The date this thread last rendered; each loop thread has its own.
     static CACHE: RefCell<CachedDate> = const {
-        RefCell::new(CachedDate { until: None, bytes: [0; DATE_LEN] })
+        RefCell::new(CachedDate { until: None, line: [0; LINE_LEN] })
     };
 }
 
@@ -35,7 +38,6 @@ thread_local! {
 /// clock (which may lag real time by the loop's current iteration: a
 /// response sent in the first moments of a second may still say the last).
 pub(crate) fn append_date_header(head: &mut Vec<u8>) {
-    head.extend_from_slice(b"Date: ");
     CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         if cache
@@ -44,24 +46,22 @@ pub(crate) fn append_date_header(head: &mut Vec<u8>) {
         {
             let now = SystemTime::now();
             let rendered = format_timestamp(now);
-            match <[u8; DATE_LEN]>::try_from(rendered.as_bytes()) {
-                Ok(bytes) => {
-                    let into_second = now.duration_since(UNIX_EPOCH).map_or(Duration::ZERO, |d| {
-                        Duration::from_nanos(d.subsec_nanos().into())
-                    });
-                    cache.bytes = bytes;
-                    cache.until = Instant::now().checked_add(Duration::from_secs(1) - into_second);
-                }
+            let Ok(date) = <[u8; DATE_LEN]>::try_from(rendered.as_bytes()) else {
                 // Not reachable for years 1970..=9999; write it uncached.
-                Err(_) => {
-                    head.extend_from_slice(rendered.as_bytes());
-                    head.extend_from_slice(b"\r\n");
-                    return;
-                }
-            }
+                head.extend_from_slice(b"Date: ");
+                head.extend_from_slice(rendered.as_bytes());
+                head.extend_from_slice(b"\r\n");
+                return;
+            };
+            let into_second = now.duration_since(UNIX_EPOCH).map_or(Duration::ZERO, |d| {
+                Duration::from_nanos(d.subsec_nanos().into())
+            });
+            cache.line[..6].copy_from_slice(b"Date: ");
+            cache.line[6..6 + DATE_LEN].copy_from_slice(&date);
+            cache.line[6 + DATE_LEN..].copy_from_slice(b"\r\n");
+            cache.until = Instant::now().checked_add(Duration::from_secs(1) - into_second);
         }
-        head.extend_from_slice(&cache.bytes);
-        head.extend_from_slice(b"\r\n");
+        head.extend_from_slice(&cache.line);
     });
 }
 
@@ -88,7 +88,7 @@ mod tests {
     fn cached() -> (Vec<u8>, Option<Instant>) {
         CACHE.with(|c| {
             let c = c.borrow();
-            (c.bytes.to_vec(), c.until)
+            (c.line.to_vec(), c.until)
         })
     }
 
@@ -124,7 +124,7 @@ mod tests {
         // Spoil the rendering and end its second: it must not be sent again.
         CACHE.with(|c| {
             let mut c = c.borrow_mut();
-            c.bytes = [b'x'; DATE_LEN];
+            c.line = [b'x'; LINE_LEN];
             c.until = Some(Instant::now());
         });
         let mut again = Vec::new();
@@ -134,7 +134,7 @@ mod tests {
             "{}",
             String::from_utf8_lossy(&again)
         );
-        assert_ne!(cached().0, vec![b'x'; DATE_LEN]);
+        assert_ne!(cached().0, vec![b'x'; LINE_LEN]);
     }
 
     #[test]

@@ -926,6 +926,19 @@ fn respond_server() -> support::TestServer {
                 }
             };
             let ok = whirl_httpserver::ResponseStartLine::new(200);
+            if let Some(size) = path.strip_prefix("/sized/") {
+                // An owned body of that many bytes (0, 1, 2… 250, 0, 1…).
+                let body: Vec<u8> = (0..size.parse().unwrap())
+                    .map(|i: usize| (i % 251) as u8)
+                    .collect();
+                let answer = if with {
+                    connection.respond_with(&ok, &HttpHeaders::new(), body)
+                } else {
+                    connection.respond(&ok, &[], body)
+                };
+                answer.unwrap();
+                return;
+            }
             let answer = match path.as_str() {
                 "/close" => respond(&ok, &[("Connection", "close")], "bye"),
                 "/empty" => {
@@ -1014,6 +1027,34 @@ fn respond_sends_head_length_and_body_and_keeps_the_connection_under(prefix: &st
         read_response(&mut stream, false).unwrap().body,
         b"Hello, World!"
     );
+}
+
+/// Bodies around the size `respond` copies into the head's buffer, and far
+/// past it, pipelined in one write: each arrives whole, in order, with its
+/// length.
+#[test]
+fn respond_sends_small_and_large_bodies_whole_and_in_order() {
+    let server = respond_server();
+    for prefix in ["", "/with"] {
+        let mut stream = connect(server.addr);
+        let sizes = [0usize, 1, 1023, 1024, 1025, 4096, 100_000, 13];
+        let requests: String = sizes
+            .iter()
+            .map(|n| get(&format!("{prefix}/sized/{n}")))
+            .collect();
+        send(&mut stream, requests);
+        let mut reader = Reader::new(&mut stream);
+        for n in sizes {
+            let response = reader.read_response(false).unwrap();
+            assert_eq!(response.code, 200, "{prefix} {n}");
+            assert_eq!(
+                response.header("Content-Length"),
+                Some(n.to_string().as_str())
+            );
+            let expected: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+            assert!(response.body == expected, "{prefix} {n}: the body differs");
+        }
+    }
 }
 
 #[test]

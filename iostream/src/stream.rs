@@ -82,6 +82,14 @@ impl WriteBuf {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Appends the bytes to `buf`; owned ones leave their buffer to this
+    /// thread's spares (see [`spare_write_buffer`]). For a small piece that
+    /// should leave in one buffer with what comes before it.
+    pub fn append_to(self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(&self.0);
+        self.recycle();
+    }
 }
 
 /// Most spare write buffers one thread keeps.

@@ -20,7 +20,8 @@ use std::time::Duration;
 use regex::bytes::Regex;
 use whirl_ioloop::IoLoop;
 use whirl_iostream::{
-    spare_write_buffer, CloseReason, IoStream, StreamError, StreamOptions, TcpServer, WriteFuture,
+    spare_write_buffer, CloseReason, IoStream, StreamError, StreamOptions, TcpServer, WriteBuf,
+    WriteFuture,
 };
 
 use support::{
@@ -1310,6 +1311,20 @@ fn a_written_buffer_is_spare_for_the_next_head() {
         assert!(next.is_empty());
         assert_eq!(next.as_ptr(), storage, "the sent buffer was given back");
     });
+}
+
+#[test]
+fn a_buffer_appended_to_another_leaves_its_storage_spare() {
+    let mut head = b"head ".to_vec();
+    let mut body = spare_write_buffer(100);
+    body.extend_from_slice(b"owned");
+    let storage = body.as_ptr();
+    WriteBuf::from(body).append_to(&mut head);
+    WriteBuf::from(" static").append_to(&mut head);
+    assert_eq!(head, b"head owned static");
+    let next = spare_write_buffer(10);
+    assert!(next.is_empty());
+    assert_eq!(next.as_ptr(), storage, "the appended buffer was given back");
 }
 
 #[test]
