@@ -1384,15 +1384,11 @@ fn access_log_level() -> Option<log::Level> {
 /// 400 for a request with two `Host` headers or an invalid one, or an
 /// HTTP/1.1 request without one (RFC 9112 §3.2).
 fn host_error(head: &crate::head::RequestHead) -> Option<u16> {
-    let mut hosts = head.headers.get_all("Host");
-    let first = hosts.next();
-    if hosts.next().is_some() {
-        return Some(400);
-    }
-    match first {
-        None if head.start_line.version == Version::Http11 => Some(400),
-        Some(host) => crate::request::check_host(host).err().map(|e| e.status()),
-        None => None,
+    match head.headers.get_once("Host") {
+        Err(_) => Some(400),
+        Ok(None) if head.start_line.version == Version::Http11 => Some(400),
+        Ok(Some(host)) => crate::request::check_host(host).err().map(|e| e.status()),
+        Ok(None) => None,
     }
 }
 

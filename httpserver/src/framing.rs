@@ -132,11 +132,12 @@ fn transfer_framing(headers: &HttpHeaders) -> Result<Framing, FramingError> {
 /// [`FramingError::InvalidContentLength`] for anything else (signs, hex,
 /// spaces inside, `5, 5`, two headers, overflow).
 pub fn content_length(headers: &HttpHeaders) -> Result<Option<u64>, FramingError> {
-    let mut values = headers.get_all("Content-Length");
-    let Some(value) = values.next() else {
-        return Ok(None);
+    let value = match headers.get_once("Content-Length") {
+        Ok(Some(value)) => value,
+        Ok(None) => return Ok(None),
+        Err(_) => return Err(FramingError::InvalidContentLength),
     };
-    if values.next().is_some() || value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
         return Err(FramingError::InvalidContentLength);
     }
     value

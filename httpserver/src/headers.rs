@@ -92,6 +92,11 @@ fn all_value_bytes(bytes: &[u8]) -> bool {
     bytes.iter().fold(true, |ok, &b| ok & is_value_byte(b))
 }
 
+/// A field that must appear once appeared more than once
+/// ([`HttpHeaders::get_once`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Repeated;
+
 /// Header fields of a request or response.
 ///
 /// Names compare case-insensitively and keep the case they were added with;
@@ -373,6 +378,25 @@ impl HttpHeaders {
             .iter()
             .filter(move |f| self.is_named(f, name))
             .map(|f| self.value_of(f))
+    }
+
+    /// The value of `name` when it appears at most once (`None`: not at
+    /// all); [`Repeated`] when it appears more than once — what a field
+    /// that must not repeat (`Host`, `Content-Length`) is read with.
+    pub(crate) fn get_once(&self, name: &str) -> Result<Option<&str>, Repeated> {
+        if !self.may_have(name) {
+            return Ok(None);
+        }
+        let mut found = None;
+        for field in &self.fields {
+            if self.is_named(field, name) {
+                if found.is_some() {
+                    return Err(Repeated);
+                }
+                found = Some(field);
+            }
+        }
+        Ok(found.map(|field| self.value_of(field)))
     }
 
     /// Every value of `name` joined with commas, as Tornado's `headers[name]`
@@ -968,6 +992,19 @@ mod tests {
         assert!(h.text.len() <= 2 * h.live + FIRST_TEXT, "{}", h.text.len());
         assert_eq!(h.get("A"), Some("499"));
         assert_eq!(h.len(), 5);
+    }
+
+    #[test]
+    fn get_once_tells_a_repeated_field() {
+        let mut h = HttpHeaders::new();
+        assert_eq!(h.get_once("Host"), Ok(None));
+        h.add("Date", "d"); // same length, other name
+        assert_eq!(h.get_once("Host"), Ok(None));
+        h.add("host", "a");
+        assert_eq!(h.get_once("HOST"), Ok(Some("a")));
+        h.add("Host", "b");
+        assert_eq!(h.get_once("Host"), Err(Repeated));
+        assert_eq!(h.get_once("Date"), Ok(Some("d")));
     }
 
     #[test]

@@ -372,10 +372,13 @@ pub struct RefusedHead {
 /// `HTTPServerRequest.__init__`).
 fn check_head(head: &RequestHead) -> Result<([String; 4], Arguments), RequestError> {
     let start_line = &head.start_line;
-    // Step 1: the host, from the Host header (joined, as Tornado reads it,
-    // so two headers show up as a comma).
-    let header_host = head.headers.get_joined("Host");
-    match &header_host {
+    // Step 1: the host, from the one Host header (Tornado reads two
+    // joined, and refuses the comma that joins them).
+    let header_host = head
+        .headers
+        .get_once("Host")
+        .map_err(|_| RequestError::MultipleHosts)?;
+    match header_host {
         Some(host) => check_host(host)?,
         None if start_line.version == Version::Http10 => {}
         None => return Err(RequestError::MissingHost),
@@ -398,7 +401,7 @@ fn check_head(head: &RequestHead) -> Result<([String; 4], Arguments), RequestErr
     } else {
         parse_qs_bytes(query.as_bytes(), true)?
     };
-    let host = match (authority, &header_host) {
+    let host = match (authority, header_host) {
         (Some(authority), _) => authority,
         (None, Some(host)) => host,
         (None, None) => "127.0.0.1",
