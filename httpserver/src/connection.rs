@@ -204,9 +204,9 @@ struct Response {
     target: String,
     /// The response status (for the access log).
     code: u16,
-    /// When the request head was parsed (the one clock read a request
-    /// costs: the request's own `start_time` is this too, see
-    /// `Http1Connection::request_start_time`).
+    /// When the loop picked up the request's head, by its clock
+    /// (`whirl_ioloop::loop_time`: no clock read of its own; the request's
+    /// own `start_time` is this too, see `Http1Connection::request_start_time`).
     started: Instant,
 }
 
@@ -244,7 +244,10 @@ impl Response {
             close_after: false,
             target: String::new(),
             code: 0,
-            started: Instant::now(),
+            // The loop's clock as it picked the head up (read when its
+            // iteration began or its poll returned): a request costs no
+            // clock read of its own.
+            started: whirl_ioloop::loop_time(),
         }
     }
 }
@@ -432,11 +435,12 @@ impl Http1Connection {
         self.inner.context.get()
     }
 
-    /// When the head of the request in flight (or the last one) was parsed:
-    /// what the access log counts its time from, and what a delegate gives
-    /// [`HttpServerRequest::from_head_at`] so the request's
-    /// [`start_time`](crate::HttpServerRequest::start_time) costs no clock
-    /// read of its own.
+    /// When the loop picked up the head of the request in flight (or the
+    /// last one): the loop's clock ([`whirl_ioloop::loop_time`]) in the
+    /// iteration that read it, so it costs no clock read. What the access
+    /// log counts its time from, and what a delegate gives
+    /// [`HttpServerRequest::from_head_at`] as the request's
+    /// [`start_time`](crate::HttpServerRequest::start_time).
     pub fn request_start_time(&self) -> Instant {
         self.inner.response.borrow().started
     }

@@ -130,7 +130,8 @@ pub struct HttpServerRequest {
     /// Files uploaded in a `multipart/form-data` body, once
     /// [`parse_body`](Self::parse_body) has run.
     pub files: Files,
-    /// When the request started (when its head was parsed).
+    /// When the request started: when the server's loop picked up its head
+    /// (the loop's clock in that iteration), or when it was built.
     pub start_time: Instant,
     /// When the response finished, once it has.
     pub finish_time: Option<Instant>,
@@ -180,9 +181,9 @@ impl HttpServerRequest {
 
     /// As [`from_head`](Self::from_head), with the
     /// [`start_time`](Self::start_time) given rather than read from the
-    /// clock: a server passes the time its connection parsed the head
-    /// ([`Http1Connection::request_start_time`]), one clock read a request
-    /// instead of two.
+    /// clock: a server passes the time its connection picked up the head
+    /// ([`Http1Connection::request_start_time`]), so a request costs no
+    /// clock read.
     ///
     /// [`Http1Connection::request_start_time`]: crate::Http1Connection::request_start_time
     ///

@@ -1124,7 +1124,7 @@ fn respond_with_connection_close_closes_after_the_response() {
 /// the same instant `request_start_time` reports (one clock read), before
 /// the handler runs, and anew for each request on a kept-alive connection.
 #[test]
-fn a_request_starts_when_its_connection_parsed_the_head() {
+fn a_request_starts_when_its_connection_picked_up_the_head() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
     let server = spawn_server(move || {
