@@ -190,6 +190,7 @@ impl HttpServerRequest {
     /// # Errors
     ///
     /// As [`new`](Self::new), in a [`RefusedHead`].
+    #[inline] // built where the caller keeps it, not moved there
     pub fn from_head_at(
         head: RequestHead,
         remote_ip: Option<IpAddr>,

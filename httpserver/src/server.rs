@@ -17,7 +17,7 @@ use crate::delegate::{Flow, HttpMessageDelegate, HttpServerConnectionDelegate, S
 use crate::gzip_delegate::GzipMessageDelegate;
 use crate::head::RequestHead;
 use crate::headers::{Decimal, HttpHeaders};
-use crate::request::HttpServerRequest;
+use crate::request::{HttpServerRequest, RefusedHead};
 use crate::start_line::{reason_phrase, ResponseStartLine};
 use crate::xheaders::XHeadersDelegate;
 
@@ -597,27 +597,29 @@ impl HttpServerConnectionDelegate for CallableAdapter {
         connection: &Http1Connection,
         head: RequestHead,
     ) -> Result<Flow, RequestHead> {
-        if let Some(request) = checked_request(connection, head) {
-            call_handler(&*self.handler, connection, request);
+        match request_of(connection, head) {
+            Ok(request) => call_handler(&*self.handler, connection, request),
+            Err(refused) => answer_refused(connection, &refused),
         }
         Ok(None)
     }
 }
 
-/// The request of `head` as it came on `connection`, or `None` when it is
-/// refused (answered here with its error page).
+/// The request of `head` as it came on `connection`, or why it is refused.
 #[inline(always)]
-fn checked_request(connection: &Http1Connection, head: RequestHead) -> Option<HttpServerRequest> {
+fn request_of(
+    connection: &Http1Connection,
+    head: RequestHead,
+) -> Result<HttpServerRequest, RefusedHead> {
     let context = connection.context();
     let started = connection.request_start_time();
-    match HttpServerRequest::from_head_at(head, context.remote_ip, context.protocol, started) {
-        Ok(request) => Some(request),
-        Err(refused) => {
-            log::debug!("bad request: {}", refused.error);
-            answer_error(connection, refused.error.status());
-            None
-        }
-    }
+    HttpServerRequest::from_head_at(head, context.remote_ip, context.protocol, started)
+}
+
+/// Answers a refused head with its error page.
+fn answer_refused(connection: &Http1Connection, refused: &RefusedHead) {
+    log::debug!("bad request: {}", refused.error);
+    answer_error(connection, refused.error.status());
 }
 
 /// Parses the body of a whole `request` and calls `handler` with it, or
@@ -666,7 +668,10 @@ impl HttpMessageDelegate for BufferedRequest {
             start_line,
             headers,
         };
-        self.request = checked_request(&self.connection, head);
+        match request_of(&self.connection, head) {
+            Ok(request) => self.request = Some(request),
+            Err(refused) => answer_refused(&self.connection, &refused),
+        }
         None
     }
 
