@@ -495,11 +495,7 @@ impl HttpHeaders {
         name: &str,
         value: impl fmt::Display,
     ) -> Result<(), HeaderError> {
-        if !is_valid_header_name(name) {
-            return Err(HeaderError::InvalidName);
-        }
-        let found = self.position(name);
-        self.append_display(name, value, found)
+        self.append_display(name, value, true)
     }
 
     /// As [`try_add`](HttpHeaders::try_add), the value formatted from a
@@ -513,21 +509,23 @@ impl HttpHeaders {
         name: &str,
         value: impl fmt::Display,
     ) -> Result<(), HeaderError> {
-        if !is_valid_header_name(name) {
-            return Err(HeaderError::InvalidName);
-        }
-        self.append_display(name, value, None)
+        self.append_display(name, value, false)
     }
 
-    /// Formats `value` at the end of the text — after `name` for a new
-    /// field (`found` is `None`), alone for the new value of field `found`
-    /// — and records it once its bytes proved valid; else cuts it off.
+    /// Formats `value` at the end of the text — as the new value of the
+    /// first field named `name` when `replace` finds one, else after `name`
+    /// as a new field — and records it once its bytes proved valid; else
+    /// cuts it off.
     fn append_display(
         &mut self,
         name: &str,
         value: impl fmt::Display,
-        found: Option<usize>,
+        replace: bool,
     ) -> Result<(), HeaderError> {
+        if !is_valid_header_name(name) {
+            return Err(HeaderError::InvalidName);
+        }
+        let found = if replace { self.position(name) } else { None };
         self.reserve_first(name.len() + 16);
         let start = self.text.len();
         if found.is_none() {
