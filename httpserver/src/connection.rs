@@ -439,7 +439,7 @@ impl Http1Connection {
     /// last one): the loop's clock ([`whirl_ioloop::loop_time`]) in the
     /// iteration that read it, so it costs no clock read. What the access
     /// log counts its time from, and what a delegate gives
-    /// [`HttpServerRequest::from_head_at`] as the request's
+    /// [`HttpServerRequest::from_head_at`](crate::HttpServerRequest::from_head_at) as the request's
     /// [`start_time`](crate::HttpServerRequest::start_time).
     pub fn request_start_time(&self) -> Instant {
         self.inner.response.borrow().started
