@@ -29,7 +29,10 @@ pub enum StartLine {
 /// For each message the connection calls `headers_received`, then
 /// `data_received` for each piece of the body (at most `chunk_size` bytes),
 /// then exactly one of `finish` (the message arrived whole) or
-/// `on_connection_close` (it did not).
+/// `on_connection_close` (it did not). (A server's request without a body
+/// may be taken whole by
+/// [`HttpServerConnectionDelegate::whole_request`] instead: then no
+/// message delegate is made for it.)
 pub trait HttpMessageDelegate {
     /// The head arrived. The delegate owns it from here: keep what you need
     /// without copying.

@@ -1,9 +1,20 @@
-//! whirl's HTTP/1.1 layer (work in progress: the pure codec).
+//! whirl's HTTP/1.1 layer: Tornado's `httpserver`, `http1connection` and
+//! `httputil`.
 //!
 //! Both roles of a connection live here: [`Http1Connection`] serves
 //! requests, [`Http1ClientConnection`] sends them for the HTTP client; they
-//! share the head codec, the body [`Encoder`]/[`Decoder`] and the framing
-//! rules.
+//! share the head codec ([`parse_request_head`], [`HttpHeaders`]), the body
+//! [`Encoder`]/[`Decoder`] and the framing rules.
+//!
+//! [`HttpServer`] accepts connections and serves each with an
+//! [`Http1Connection`], which hands every request to a
+//! [`HttpServerConnectionDelegate`]: a request without a body is offered
+//! whole ([`whole_request`](HttpServerConnectionDelegate::whole_request));
+//! any other goes to the [`HttpMessageDelegate`] that
+//! [`start_request`](HttpServerConnectionDelegate::start_request) makes —
+//! its head, its body in pieces, its end. [`HttpServer::from_fn`] is the
+//! simple case: a closure called with each whole [`HttpServerRequest`].
+//! The web layer (`whirl-web`) is such a delegate.
 mod body;
 mod client_connection;
 mod connection;
