@@ -262,6 +262,8 @@ struct Inner {
     response: RefCell<Response>,
     /// Set when the current response finished (or the stream closed).
     response_done: DoneFlag,
+    /// Responses finished on this connection so far.
+    responses_finished: Cell<u64>,
     /// Set once the stream closed; made only when someone waits for that
     /// (an idle connection is smaller without it).
     closed: RefCell<Option<Event>>,
@@ -403,6 +405,7 @@ impl Http1Connection {
                     params: params.into(),
                     response: RefCell::new(Response::idle()),
                     response_done: DoneFlag::default(),
+                    responses_finished: Cell::new(0),
                     closed: RefCell::new(None),
                     in_request: Cell::new(false),
                     closing: Cell::new(false),
@@ -495,6 +498,23 @@ impl Http1Connection {
     /// is not finished yet.
     pub fn in_request(&self) -> bool {
         self.inner.in_request.get()
+    }
+
+    /// How many responses this connection has finished. Responses finish in
+    /// the order of their requests, so a handler that goes on after
+    /// answering (its response finished, the next request perhaps under
+    /// way) can tell whether its own response finished: the count passed
+    /// the one it read while its response was still open.
+    pub fn responses_finished(&self) -> u64 {
+        self.inner.responses_finished.get()
+    }
+
+    /// Records that the current response finished (and logs it).
+    fn mark_finished(&self, response: &mut Response) {
+        response.finished = true;
+        let finished = &self.inner.responses_finished;
+        finished.set(finished.get() + 1);
+        self.log_access(response);
     }
 
     /// Closes the connection once the request in flight (if any) has been
@@ -1132,8 +1152,7 @@ impl Http1Connection {
                 .and_then(|_| encoder.finish())
                 .is_ok()
             {
-                response.finished = true;
-                self.log_access(&response);
+                self.mark_finished(&mut response);
             }
         }
         drop(response);
@@ -1240,8 +1259,7 @@ impl Http1Connection {
         };
         let result = match encoder.finish() {
             Ok(last) => {
-                response.finished = true;
-                self.log_access(&response);
+                self.mark_finished(&mut response);
                 Ok(self.inner.stream.write(last))
             }
             Err(e) => {

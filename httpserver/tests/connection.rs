@@ -1124,6 +1124,42 @@ fn respond_with_connection_close_closes_after_the_response() {
 /// the same instant `request_start_time` reports (one clock read), before
 /// the handler runs, and anew for each request on a kept-alive connection.
 #[test]
+fn responses_finished_counts_each_response_as_it_finishes() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let server = spawn_server(move || {
+        let record = record.clone();
+        HttpServer::from_fn(move |request, connection| {
+            let before = connection.responses_finished();
+            let ok = whirl_httpserver::ResponseStartLine::new(200);
+            if request.path == "/streamed" {
+                // write_headers + write + finish: counted at finish only.
+                let mut headers = HttpHeaders::new();
+                headers.add("Content-Length", "2");
+                connection.write_headers(&ok, &headers).unwrap();
+                connection.write("ok").unwrap();
+                let written = connection.responses_finished();
+                connection.finish().unwrap();
+                record.lock().unwrap().push((before, written));
+            } else {
+                let _ = connection.respond(&ok, &[], "ok");
+            }
+            record
+                .lock()
+                .unwrap()
+                .push((before, connection.responses_finished()));
+        })
+    });
+    let mut stream = connect(server.addr);
+    for path in ["/", "/streamed", "/"] {
+        send(&mut stream, get(path));
+        assert_eq!(read_response(&mut stream, false).unwrap().code, 200);
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(*seen, [(0, 1), (1, 1), (1, 2), (2, 3)]);
+}
+
+#[test]
 fn a_request_starts_when_its_connection_picked_up_the_head() {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();

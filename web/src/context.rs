@@ -5,10 +5,8 @@
 //! Cookies, XSRF and the current user are in `security.rs`; templates and
 //! URLs in `render.rs`; the bytes on the wire in `output.rs`.
 
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt;
-use std::rc::Rc;
 
 use whirl_httpserver::{HeaderError, Http1Connection, HttpHeaders, HttpServerRequest};
 
@@ -55,8 +53,6 @@ pub struct Context {
     pub(crate) output: Output,
     /// Whether `finish` ran.
     pub(crate) finished: bool,
-    /// `finished`, shared with the pipeline while the handler runs.
-    pub(crate) finish_flag: Rc<Cell<bool>>,
     /// The user, from `get_current_user`.
     pub(crate) current_user: Option<String>,
     /// This request's raw XSRF token, once known.
@@ -91,7 +87,6 @@ impl Context {
             buffer: Vec::new(),
             output: Output::default(),
             finished: false,
-            finish_flag: Rc::default(),
             current_user: None,
             xsrf_raw: None,
             xsrf_masked: None,
@@ -431,7 +426,6 @@ impl Context {
         }
         self.send(true)?;
         self.finished = true;
-        self.finish_flag.set(true);
         self.request.mark_finished();
         Ok(())
     }

@@ -300,18 +300,18 @@ async fn run_buffered<H: RequestHandler>(handler: &mut H, cx: &mut Context, meth
         return Ran::Prepared;
     }
     let connection = cx.connection.clone();
-    let finished = cx.finish_flag.clone();
+    let open = crate::pipeline::open_response(cx);
     // One arm per verb: each awaits its own future type, held in this
     // future's state (no box of its own).
-    let (connection, finished) = (&connection, &finished);
+    let connection = &connection;
     let ran = match method {
-        "GET" => settle(handler.get(cx), connection, finished).await,
-        "HEAD" => settle(handler.head(cx), connection, finished).await,
-        "POST" => settle(handler.post(cx), connection, finished).await,
-        "PUT" => settle(handler.put(cx), connection, finished).await,
-        "PATCH" => settle(handler.patch(cx), connection, finished).await,
-        "DELETE" => settle(handler.delete(cx), connection, finished).await,
-        "OPTIONS" => settle(handler.options(cx), connection, finished).await,
+        "GET" => settle(handler.get(cx), connection, open).await,
+        "HEAD" => settle(handler.head(cx), connection, open).await,
+        "POST" => settle(handler.post(cx), connection, open).await,
+        "PUT" => settle(handler.put(cx), connection, open).await,
+        "PATCH" => settle(handler.patch(cx), connection, open).await,
+        "DELETE" => settle(handler.delete(cx), connection, open).await,
+        "OPTIONS" => settle(handler.options(cx), connection, open).await,
         _ => return Ran::Failed(cx.method_not_allowed()),
     };
     match ran {
@@ -326,7 +326,7 @@ async fn run_buffered<H: RequestHandler>(handler: &mut H, cx: &mut Context, meth
 async fn settle<F: Future<Output = HandlerResult>>(
     verb: F,
     connection: &whirl_httpserver::Http1Connection,
-    finished: &std::rc::Rc<std::cell::Cell<bool>>,
+    open: u64,
 ) -> Option<Result<HandlerResult, HttpError>> {
-    until_abandoned(guarded(std::pin::pin!(verb)), connection, finished).await
+    until_abandoned(guarded(std::pin::pin!(verb)), connection, open).await
 }

@@ -4,7 +4,7 @@
 //! the verb method, auto-finish, `on_finish` — with every error and panic
 //! turned into an error page.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
@@ -327,9 +327,9 @@ async fn execute(job: &mut Job, body: Vec<u8>) {
         // Streamed: `begin` ran when the head came; now the verb method.
         let method = known_method(&job.cx.request.method);
         let connection = job.cx.connection.clone();
-        let finished = job.cx.finish_flag.clone();
+        let open = open_response(&job.cx);
         let verb = guarded(job.handler.call(&method, &mut job.cx));
-        match until_abandoned(verb, &connection, &finished).await {
+        match until_abandoned(verb, &connection, open).await {
             Some(result) => match result.and_then(|r| r) {
                 Err(error) => fail(job, error),
                 Ok(()) => finalize(job),
@@ -366,13 +366,21 @@ fn abandoned(job: &mut Job) {
     end(job);
 }
 
+/// What [`until_abandoned`] is given to tell whether `cx`'s response has
+/// finished: the connection's count of finished responses before it.
+pub(crate) fn open_response(cx: &Context) -> u64 {
+    cx.connection.responses_finished() - u64::from(cx.finished)
+}
+
 /// Runs `verb` until it completes, or — while its response is not
 /// finished — until the connection closes (`None`): there is no one left
-/// to answer. A handler that finished its response runs to its end.
+/// to answer. A handler that finished its response runs to its end. The
+/// response is finished once the connection's count of finished
+/// responses passed `before` (see [`open_response`]).
 pub(crate) async fn until_abandoned<F: Future + Unpin>(
     mut verb: F,
     connection: &Http1Connection,
-    finished: &Rc<Cell<bool>>,
+    before: u64,
 ) -> Option<F::Output> {
     // Made only once the verb waits: most answer on their first poll.
     let mut closed = None;
@@ -381,7 +389,8 @@ pub(crate) async fn until_abandoned<F: Future + Unpin>(
             return Poll::Ready(Some(output));
         }
         let closed = closed.get_or_insert_with(|| Box::pin(connection.closed()));
-        if !finished.get() && closed.as_mut().poll(task).is_ready() {
+        let finished = connection.responses_finished() > before;
+        if !finished && closed.as_mut().poll(task).is_ready() {
             return Poll::Ready(None);
         }
         Poll::Pending

@@ -924,6 +924,75 @@ fn a_client_leaving_while_the_handler_waits_calls_on_connection_close() {
     assert_eq!(closed, "closed");
 }
 
+/// Finishes its response at once, then waits for `/release` and reports
+/// that it ran to its end (work after the answer, such as logging).
+struct AnswerThenWait {
+    release: Event,
+    events: mpsc::Sender<String>,
+}
+
+impl RequestHandler for AnswerThenWait {
+    async fn get(&mut self, cx: &mut Context) -> HandlerResult {
+        cx.write("answered");
+        cx.finish()?;
+        let _ = self.events.send("answered".into());
+        self.release.wait().await;
+        let _ = self.events.send("ran to its end".into());
+        Ok(())
+    }
+
+    fn on_connection_close(&mut self, _cx: &mut Context) {
+        let _ = self.events.send("closed".into());
+    }
+}
+
+/// A handler that finished its response runs to its end even when its
+/// client leaves meanwhile — and even when, pipelined, the connection
+/// already serves the next request; one whose response is still open is
+/// given up (the test above).
+#[test]
+fn a_handler_that_answered_runs_to_its_end_when_its_client_leaves() {
+    let _serial = serial();
+    let (tx, rx) = mpsc::channel();
+    let server = serve(move || {
+        let release = Event::new();
+        let wait = release.clone();
+        Application::new(vec![
+            Route::new("/answer", move || AnswerThenWait {
+                release: wait.clone(),
+                events: tx.clone(),
+            }),
+            Route::new("/release", move || Release {
+                release: release.clone(),
+            }),
+        ])
+    });
+    let next = || {
+        rx.recv_timeout(TEST_TIMEOUT)
+            .expect("an event from the handler")
+    };
+    let mut client = Client::connect(server.addr);
+    // Two pipelined: the second starts while the first still waits.
+    client.send(
+        format!(
+            "{}{}",
+            head("GET", "/answer", ""),
+            head("GET", "/answer", "")
+        )
+        .as_bytes(),
+    );
+    assert_eq!(client.read_response("GET").text(), "answered");
+    assert_eq!(client.read_response("GET").text(), "answered");
+    assert_eq!(next(), "answered");
+    assert_eq!(next(), "answered");
+    drop(client);
+    std::thread::sleep(Duration::from_millis(50)); // the close is seen
+    assert_eq!(get(server.addr, "/release").text(), "released");
+    assert_eq!(next(), "ran to its end");
+    assert_eq!(next(), "ran to its end");
+    assert!(rx.try_iter().all(|e| e != "closed"), "nobody was given up");
+}
+
 // ----- a large upload --------------------------------------------------------------
 
 /// Counts its body and writes it to a temporary file, raising the body
