@@ -16,7 +16,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::{get, serve, Client, Response, TEST_TIMEOUT};
+use support::{get, serve, Client, Response, TestApp, TEST_TIMEOUT};
 use whirl_httpserver::Http1ConnectionParams;
 use whirl_ioloop::locks::Event;
 use whirl_web::{Application, Context, HandlerResult, HttpError, RequestHandler, Route, Settings};
@@ -872,14 +872,25 @@ fn a_client_leaving_mid_upload_calls_on_connection_close() {
 }
 
 /// Waits for `/release` in `get`, reporting to `events` that it waits and
-/// when its connection closes (Tornado's `ConnectionCloseHandler`).
+/// when its connection closes (Tornado's `ConnectionCloseHandler`). With
+/// `answer_first`, it finishes its response before it waits, and reports
+/// when it ran to its end (work after the answer, such as logging).
 struct Waiter {
     release: Event,
     events: mpsc::Sender<String>,
+    answer_first: bool,
 }
 
 impl RequestHandler for Waiter {
     async fn get(&mut self, cx: &mut Context) -> HandlerResult {
+        if self.answer_first {
+            cx.write("answered");
+            cx.finish()?;
+            let _ = self.events.send("answered".into());
+            self.release.wait().await;
+            let _ = self.events.send("ran to its end".into());
+            return Ok(());
+        }
         let _ = self.events.send("waiting".into());
         self.release.wait().await;
         cx.write("released");
@@ -891,30 +902,46 @@ impl RequestHandler for Waiter {
     }
 }
 
+/// A server with `/wait` (a [`Waiter`]), `/answer` (one that answers
+/// first) and `/release`, its handlers reporting to the receiver returned.
+fn waiting_server() -> (TestApp, mpsc::Receiver<String>) {
+    let (tx, rx) = mpsc::channel();
+    let server = serve(move || {
+        let release = Event::new();
+        let waiter = |answer_first| {
+            let (release, events) = (release.clone(), tx.clone());
+            move || Waiter {
+                release: release.clone(),
+                events: events.clone(),
+                answer_first,
+            }
+        };
+        let release_all = release.clone();
+        Application::new(vec![
+            Route::new("/wait", waiter(false)),
+            Route::new("/answer", waiter(true)),
+            Route::new("/release", move || Release {
+                release: release_all.clone(),
+            }),
+        ])
+    });
+    (server, rx)
+}
+
+/// The next event a handler reported.
+fn next_event(rx: &mpsc::Receiver<String>) -> String {
+    rx.recv_timeout(TEST_TIMEOUT)
+        .expect("an event from the handler")
+}
+
 /// ConnectionCloseTest test_connection_close, checklist 38: a client that
 /// goes away while an async handler waits (its request complete) →
 /// `on_connection_close`.
 #[test]
 fn a_client_leaving_while_the_handler_waits_calls_on_connection_close() {
     let _serial = serial();
-    let (tx, rx) = mpsc::channel();
-    let server = serve(move || {
-        let release = Event::new();
-        let wait = release.clone();
-        Application::new(vec![
-            Route::new("/wait", move || Waiter {
-                release: wait.clone(),
-                events: tx.clone(),
-            }),
-            Route::new("/release", move || Release {
-                release: release.clone(),
-            }),
-        ])
-    });
-    let next = || {
-        rx.recv_timeout(TEST_TIMEOUT)
-            .expect("an event from the handler")
-    };
+    let (server, rx) = waiting_server();
+    let next = || next_event(&rx);
     let mut client = Client::connect(server.addr);
     client.send(b"GET /wait HTTP/1.0\r\n\r\n");
     assert_eq!(next(), "waiting");
@@ -924,28 +951,6 @@ fn a_client_leaving_while_the_handler_waits_calls_on_connection_close() {
     assert_eq!(closed, "closed");
 }
 
-/// Finishes its response at once, then waits for `/release` and reports
-/// that it ran to its end (work after the answer, such as logging).
-struct AnswerThenWait {
-    release: Event,
-    events: mpsc::Sender<String>,
-}
-
-impl RequestHandler for AnswerThenWait {
-    async fn get(&mut self, cx: &mut Context) -> HandlerResult {
-        cx.write("answered");
-        cx.finish()?;
-        let _ = self.events.send("answered".into());
-        self.release.wait().await;
-        let _ = self.events.send("ran to its end".into());
-        Ok(())
-    }
-
-    fn on_connection_close(&mut self, _cx: &mut Context) {
-        let _ = self.events.send("closed".into());
-    }
-}
-
 /// A handler that finished its response runs to its end even when its
 /// client leaves meanwhile — and even when, pipelined, the connection
 /// already serves the next request; one whose response is still open is
@@ -953,24 +958,8 @@ impl RequestHandler for AnswerThenWait {
 #[test]
 fn a_handler_that_answered_runs_to_its_end_when_its_client_leaves() {
     let _serial = serial();
-    let (tx, rx) = mpsc::channel();
-    let server = serve(move || {
-        let release = Event::new();
-        let wait = release.clone();
-        Application::new(vec![
-            Route::new("/answer", move || AnswerThenWait {
-                release: wait.clone(),
-                events: tx.clone(),
-            }),
-            Route::new("/release", move || Release {
-                release: release.clone(),
-            }),
-        ])
-    });
-    let next = || {
-        rx.recv_timeout(TEST_TIMEOUT)
-            .expect("an event from the handler")
-    };
+    let (server, rx) = waiting_server();
+    let next = || next_event(&rx);
     let mut client = Client::connect(server.addr);
     // Two pipelined: the second starts while the first still waits.
     client.send(
