@@ -87,13 +87,13 @@ impl RequestHandler for FileServer {
     async fn get(&mut self, cx: &mut Context) -> HandlerResult {
         // The path still percent-encoded, without its leading `/`: the
         // resolver decodes it exactly once, as the file handler does.
-        let url_path = cx.request().path.clone();
+        let url_path = cx.request().path().to_string();
         let raw = url_path.strip_prefix('/').unwrap_or(&url_path);
         let directory = match resolve_path(&self.root, raw) {
             Ok(ResolvedPath::Directory(directory)) if url_path.ends_with('/') => directory,
             _ => {
                 let mut files = StaticFileHandler::new(self.root.clone());
-                return match cx.request().method.as_str() {
+                return match cx.request().method() {
                     "HEAD" => files.head(cx).await,
                     _ => files.get(cx).await,
                 };

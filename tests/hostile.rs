@@ -78,7 +78,7 @@ struct Host;
 
 impl RequestHandler for Host {
     async fn get(&mut self, cx: &mut Context) -> HandlerResult {
-        let host = cx.request().host.clone();
+        let host = cx.request().host().to_string();
         cx.write(format!("host:{host}"));
         Ok(())
     }

@@ -96,7 +96,7 @@ pub fn get_dict(cx: &Context, fields: &[Field]) -> Map<String, Value> {
             Field::Headers => ("headers", headers(cx)),
             Field::Files => ("files", files(cx)),
             Field::Json => ("json", parsed_json(cx)),
-            Field::Method => ("method", Value::from(request.method.as_str())),
+            Field::Method => ("method", Value::from(request.method())),
         };
         dict.insert(key.to_string(), value);
     }
@@ -292,7 +292,7 @@ pub async fn user_agent(cx: &mut Context) -> HandlerResult {
 /// The query's `(name, value)` pairs in order (values decoded as UTF-8,
 /// lossily, as Werkzeug does).
 pub fn query_pairs(cx: &Context) -> Vec<(String, String)> {
-    let query = cx.request().query.as_bytes();
+    let query = cx.request().query().as_bytes();
     parse_qsl_bytes(query, true, Some(DEFAULT_MAX_FIELDS))
         .unwrap_or_default()
         .into_iter()

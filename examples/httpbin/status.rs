@@ -126,7 +126,7 @@ fn flask_redirect(cx: &mut Context, location: &str) -> HandlerResult {
 /// `url_for(…, _external=True)`).
 pub fn external(cx: &Context, path: &str) -> String {
     let request = cx.request();
-    format!("{}://{}{path}", request.protocol, request.host)
+    format!("{}://{}{path}", request.protocol, request.host())
 }
 
 /// The `<n>` of a redirect route; httpbin asserts it is positive.

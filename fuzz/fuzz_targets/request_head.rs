@@ -9,14 +9,39 @@
 //! limits allow, holds only valid names and values, and parses the same
 //! from exactly its own bytes; every shorter prefix of it is "need more"
 //! (a request is never refused for arriving in pieces); errors map to one
-//! of the statuses a server sends.
+//! of the statuses a server sends. A head that becomes an
+//! `HttpServerRequest` reads back its method and target as sent, a path and
+//! query from inside the target (or `/` for an absolute form without a
+//! path), and a host name that is the host's, lowercased; one refused
+//! gives its head back unchanged.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use whirl_fuzz::{some_prefixes, XorShift};
 use whirl_httpserver::{
-    is_valid_header_name, is_valid_header_value, parse_request_head, HeadLimits,
+    is_valid_header_name, is_valid_header_value, parse_request_head, HeadLimits, HttpServerRequest,
+    RequestHead,
 };
+
+/// The checks on a head made into a request (see the file's doc).
+fn check_request(head: RequestHead) {
+    let before = head.clone();
+    match HttpServerRequest::from_head(head, None, "http") {
+        Ok(request) => {
+            let target = before.start_line.target.as_str();
+            assert_eq!(request.method(), before.start_line.method);
+            assert_eq!(request.uri(), target);
+            assert!(target.contains(request.path()) || request.path() == "/");
+            assert!(target.contains(request.query()));
+            assert!(request
+                .host()
+                .to_ascii_lowercase()
+                .contains(request.host_name()));
+            assert!(!request.host_name().bytes().any(|b| b.is_ascii_uppercase()));
+        }
+        Err(refused) => assert_eq!(*refused.head, before),
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&settings, buf)) = data.split_first() else {
@@ -43,7 +68,8 @@ fuzz_target!(|data: &[u8]| {
                 assert!(value == value.trim_matches([' ', '\t']), "{value:?}");
             }
             let again = parse_request_head(&buf[..consumed], &limits);
-            assert_eq!(again, Ok(Some((head, consumed))));
+            assert_eq!(again, Ok(Some((head.clone(), consumed))));
+            check_request(head);
             let mut rng = XorShift::new(u64::from(settings >> 6) ^ buf.len() as u64);
             for cut in some_prefixes(&mut rng, consumed, 6) {
                 let partial = parse_request_head(&buf[..cut], &limits);

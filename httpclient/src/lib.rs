@@ -15,7 +15,7 @@
 //!
 //! let io_loop = IoLoop::new();
 //! let server = HttpServer::from_fn(|request, connection| {
-//!     let body = format!("you asked for {}", request.path);
+//!     let body = format!("you asked for {}", request.path());
 //!     let mut headers = HttpHeaders::new();
 //!     headers.insert("Content-Length", body.len().to_string());
 //!     let ok = ResponseStartLine { version: Version::Http11, code: 200, reason: "OK".into() };

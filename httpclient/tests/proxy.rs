@@ -133,8 +133,8 @@ fn http_goes_to_the_proxy_in_absolute_form_with_proxy_authorization() {
     );
     assert_eq!(heads[0].header("Host"), Some(origin.addr.to_string()));
     let seen = origin.stats.last().request;
-    assert_eq!(seen.path, "/through");
-    assert_eq!(seen.query, "q=1");
+    assert_eq!(seen.path(), "/through");
+    assert_eq!(seen.query(), "q=1");
 }
 
 #[test]
@@ -204,7 +204,7 @@ fn https_goes_through_a_connect_tunnel_then_tls() {
     );
     // Inside the tunnel: an origin-form request, and no proxy credentials.
     let seen = origin.stats.last().request;
-    assert_eq!(seen.uri, "/secure?x=y");
+    assert_eq!(seen.uri(), "/secure?x=y");
     assert_eq!(seen.protocol, "https");
     assert!(!seen.headers.contains("Proxy-Authorization"));
     assert_eq!(seen.body, b"tunnelled");

@@ -277,7 +277,7 @@ fn a_multipart_upload_follows_a_307_with_its_files() {
     let seen = server.stats.seen();
     assert_eq!(seen.len(), 2);
     let landed = &seen[1].request;
-    assert_eq!(landed.path, "/landed");
+    assert_eq!(landed.path(), "/landed");
     assert_eq!(landed.files["f"][0].body, vec![7u8; 70_000]);
     assert_eq!(landed.body_arguments["a"], [b"1".to_vec()]);
 }

@@ -13,8 +13,8 @@ use crate::httputil::{
     is_legal_cookie_name, parse_body_arguments, parse_cookie, parse_qs_bytes, Arguments, Files,
     FormError, ParseBodyConfig,
 };
-use crate::spare::{give_back, strings_from};
-use crate::start_line::Version;
+use crate::spare::give_back;
+use crate::start_line::{RequestStartLine, Version};
 
 /// Why a request head cannot become an [`HttpServerRequest`]; every case is
 /// answered with 400 ([`RequestError::status`]). Tornado raises
@@ -84,8 +84,9 @@ impl From<FormError> for RequestError {
 /// request.body = b"a=2&b=3".to_vec();
 /// request.parse_body().unwrap();
 ///
-/// assert_eq!((request.path.as_str(), request.query.as_str()), ("/form", "a=1"));
-/// assert_eq!(request.host_name, "example.com");
+/// assert_eq!((request.method(), request.uri()), ("POST", "/form?a=1"));
+/// assert_eq!((request.path(), request.query()), ("/form", "a=1"));
+/// assert_eq!((request.host(), request.host_name()), ("Example.com:8080", "example.com"));
 /// assert_eq!(request.arguments["a"], [b"1".to_vec(), b"2".to_vec()]);
 /// assert_eq!(request.query_arguments["a"], [b"1".to_vec()]);
 /// assert_eq!(request.body_arguments["b"], [b"3".to_vec()]);
@@ -94,16 +95,14 @@ impl From<FormError> for RequestError {
 /// ```
 #[derive(Clone)]
 pub struct HttpServerRequest {
-    /// The method, as sent (`GET`).
-    pub method: String,
-    /// The request target, as sent (`/path?query`).
-    pub uri: String,
-    /// The path part of the target (`/path`); for an absolute-form target
-    /// (`http://host/path`) its path, `/` when it has none.
-    pub path: String,
-    /// The query part of the target, without the `?` (empty when there is
-    /// none).
-    pub query: String,
+    /// The method, as sent.
+    method: String,
+    /// The request target as sent, then whatever part of the request the
+    /// target does not hold: the host from `Host`, the host name
+    /// lowercased, `/` for an absolute-form target without a path.
+    text: String,
+    /// Where the target's parts lie in [`text`](Self::text).
+    parts: Parts,
     /// The protocol version.
     pub version: Version,
     /// The request headers.
@@ -115,11 +114,6 @@ pub struct HttpServerRequest {
     pub remote_ip: Option<IpAddr>,
     /// `http` or `https` (with `xheaders`, as a trusted proxy reported).
     pub protocol: Cow<'static, str>,
-    /// The requested host: the `Host` header, or the authority of an
-    /// absolute-form target; `127.0.0.1` for HTTP/1.0 without `Host`.
-    pub host: String,
-    /// [`host`](Self::host) lowercased and without its port.
-    pub host_name: String,
     /// Query and body arguments together, query ones first.
     pub arguments: Arguments,
     /// The arguments from the query string.
@@ -197,28 +191,30 @@ impl HttpServerRequest {
         protocol: impl Into<Cow<'static, str>>,
         start_time: Instant,
     ) -> Result<HttpServerRequest, RefusedHead> {
-        // Every check borrows the head; it is taken apart only once all passed.
-        let checked = check_head(&head);
-        let ([host, host_name, path, query], query_arguments) = match checked {
-            Ok(parts) => parts,
-            Err(error) => {
-                return Err(RefusedHead {
-                    error,
-                    head: Box::new(head),
-                })
-            }
-        };
         let RequestHead {
             start_line,
             headers,
         } = head;
+        // Every check borrows the head; it is taken apart only once all passed.
+        let checked = match check_head(&start_line, &headers) {
+            Ok(checked) => checked,
+            Err(error) => {
+                let head = RequestHead {
+                    start_line,
+                    headers,
+                };
+                return Err(RefusedHead {
+                    error,
+                    head: Box::new(head),
+                });
+            }
+        };
+        let mut text = start_line.target;
+        let (parts, query_arguments) = checked.place(&mut text);
         Ok(HttpServerRequest {
-            host_name,
-            host,
-            path,
-            query,
             method: start_line.method,
-            uri: start_line.target,
+            text,
+            parts,
             version: start_line.version,
             headers,
             body: Vec::new(),
@@ -231,6 +227,39 @@ impl HttpServerRequest {
             start_time,
             finish_time: None,
         })
+    }
+
+    /// The method, as sent (`GET`).
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The request target, as sent (`/path?query`).
+    pub fn uri(&self) -> &str {
+        self.parts.uri.of(&self.text)
+    }
+
+    /// The path part of the target (`/path`); for an absolute-form target
+    /// (`http://host/path`) its path, `/` when it has none.
+    pub fn path(&self) -> &str {
+        self.parts.path.of(&self.text)
+    }
+
+    /// The query part of the target, without the `?` (empty when there is
+    /// none).
+    pub fn query(&self) -> &str {
+        self.parts.query.of(&self.text)
+    }
+
+    /// The requested host: the `Host` header, or the authority of an
+    /// absolute-form target; `127.0.0.1` for HTTP/1.0 without `Host`.
+    pub fn host(&self) -> &str {
+        self.parts.host.of(&self.text)
+    }
+
+    /// [`host`](Self::host) lowercased and without its port.
+    pub fn host_name(&self) -> &str {
+        self.parts.host_name.of(&self.text)
     }
 
     /// Parses [`body`](Self::body) by its `Content-Type` into
@@ -304,15 +333,13 @@ impl HttpServerRequest {
     /// The full URL: protocol, host and target, such as
     /// `http://example.com/a?b=1`. Tornado: `full_url`.
     pub fn full_url(&self) -> String {
-        if self.uri.starts_with('/') || self.uri == "*" {
-            format!("{}://{}{}", self.protocol, self.host, self.uri)
-        } else if self.uri.contains('?') {
-            format!(
-                "{}://{}{}?{}",
-                self.protocol, self.host, self.path, self.query
-            )
+        let (protocol, host, uri) = (&self.protocol, self.host(), self.uri());
+        if uri.starts_with('/') || uri == "*" {
+            format!("{protocol}://{host}{uri}")
+        } else if uri.contains('?') {
+            format!("{protocol}://{host}{}?{}", self.path(), self.query())
         } else {
-            format!("{}://{}{}", self.protocol, self.host, self.path)
+            format!("{protocol}://{host}{}", self.path())
         }
     }
 
@@ -331,16 +358,12 @@ impl HttpServerRequest {
 }
 
 impl Drop for HttpServerRequest {
-    /// Gives the request's short strings to the next request on this
-    /// thread (see `spare.rs`).
+    /// Gives the request's strings to the next request on this thread
+    /// (see `spare.rs`).
     fn drop(&mut self) {
         give_back([
             std::mem::take(&mut self.method),
-            std::mem::take(&mut self.uri),
-            std::mem::take(&mut self.path),
-            std::mem::take(&mut self.query),
-            std::mem::take(&mut self.host),
-            std::mem::take(&mut self.host_name),
+            std::mem::take(&mut self.text),
         ]);
     }
 }
@@ -350,9 +373,9 @@ impl fmt::Debug for HttpServerRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpServerRequest")
             .field("protocol", &self.protocol)
-            .field("host", &self.host)
+            .field("host", &self.host())
             .field("method", &self.method)
-            .field("uri", &self.uri)
+            .field("uri", &self.uri())
             .field("version", &self.version)
             .field("remote_ip", &self.remote_ip)
             .finish_non_exhaustive()
@@ -369,15 +392,113 @@ pub struct RefusedHead {
     pub head: Box<RequestHead>,
 }
 
-/// The host, host name (lowercase, without the port), path and query of a
-/// head, and its query arguments, or why it is refused (Tornado's checks in
-/// `HTTPServerRequest.__init__`).
-fn check_head(head: &RequestHead) -> Result<([String; 4], Arguments), RequestError> {
-    let start_line = &head.start_line;
+/// A span of a request's [`text`](HttpServerRequest::text).
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    /// The span of `inner`, a slice of `outer`, moved on by `base`.
+    fn within(outer: &str, inner: &str, base: usize) -> Span {
+        let start = base + (inner.as_ptr() as usize - outer.as_ptr() as usize);
+        Span::at(start, inner.len())
+    }
+
+    /// `len` bytes from `start`. A head is far shorter than 4 GiB (its
+    /// limits say so), and the text is as long as the target and a host.
+    fn at(start: usize, len: usize) -> Span {
+        let fit = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Span {
+            start: fit(start),
+            end: fit(start + len),
+        }
+    }
+
+    /// The text this span covers.
+    #[inline]
+    fn of(self, text: &str) -> &str {
+        text.get(self.start as usize..self.end as usize)
+            .unwrap_or_default()
+    }
+}
+
+/// Where the target and what the request read from it lie in the request's
+/// text.
+#[derive(Debug, Clone, Copy)]
+struct Parts {
+    uri: Span,
+    path: Span,
+    query: Span,
+    host: Span,
+    host_name: Span,
+}
+
+/// What [`check_head`] found: where in the target the path and query are,
+/// the host, and the query arguments.
+struct Checked<'h> {
+    path: Option<Span>,
+    query: Span,
+    host: Host<'h>,
+    query_arguments: Arguments,
+}
+
+/// Where a request's host comes from.
+enum Host<'h> {
+    /// The authority of an absolute-form target: this span of it.
+    Target(Span),
+    /// The `Host` header (or the default for HTTP/1.0 without one).
+    Given(&'h str),
+}
+
+impl Checked<'_> {
+    /// Appends to `text` (the target) what it does not hold, and says
+    /// where each part lies: the path `/` (absolute form without a path),
+    /// the host from `Host`, and the host name when lowercasing changes it;
+    /// and gives the query arguments.
+    fn place(self, text: &mut String) -> (Parts, Arguments) {
+        let uri = Span::at(0, text.len());
+        let path = self.path.unwrap_or_else(|| {
+            text.push('/');
+            Span::at(text.len() - 1, 1)
+        });
+        let host = match self.host {
+            Host::Target(span) => span,
+            Host::Given(host) => {
+                text.push_str(host);
+                Span::at(text.len() - host.len(), host.len())
+            }
+        };
+        let host_text = host.of(text);
+        let name = split_host_and_port(host_text);
+        let mut host_name = Span::within(host_text, name, host.start as usize);
+        if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            // Rare (hosts come lowercase), so the copy may allocate.
+            let lower = name.to_ascii_lowercase();
+            host_name = Span::at(text.len(), lower.len());
+            text.push_str(&lower);
+        }
+        let parts = Parts {
+            uri,
+            path,
+            query: self.query,
+            host,
+            host_name,
+        };
+        (parts, self.query_arguments)
+    }
+}
+
+/// Where the path, query and host of a head are, and its query arguments,
+/// or why it is refused (Tornado's checks in `HTTPServerRequest.__init__`).
+fn check_head<'h>(
+    start_line: &RequestStartLine,
+    headers: &'h HttpHeaders,
+) -> Result<Checked<'h>, RequestError> {
     // Step 1: the host, from the one Host header (Tornado reads two
     // joined, and refuses the comma that joins them).
-    let header_host = head
-        .headers
+    let header_host = headers
         .get_once("Host")
         .map_err(|_| RequestError::MultipleHosts)?;
     match header_host {
@@ -386,31 +507,31 @@ fn check_head(head: &RequestHead) -> Result<([String; 4], Arguments), RequestErr
         None => return Err(RequestError::MissingHost),
     }
     // Step 2: path and query; an absolute-form target brings its host.
-    let (authority, path_and_query) = split_absolute_form(&start_line.target);
+    let target = start_line.target.as_str();
+    let (authority, path_and_query) = split_absolute_form(target);
     if let Some(authority) = authority {
         check_host(authority)?;
     }
+    // Both slices of the target, so their spans can be taken.
     let (path, query) = path_and_query
         .split_once('?')
-        .unwrap_or((path_and_query, ""));
-    let path = if authority.is_some() && path.is_empty() {
-        "/"
-    } else {
-        path
-    };
+        .unwrap_or((path_and_query, &path_and_query[path_and_query.len()..]));
     let query_arguments = if query.is_empty() {
         Arguments::new()
     } else {
         parse_qs_bytes(query.as_bytes(), true)?
     };
     let host = match (authority, header_host) {
-        (Some(authority), _) => authority,
-        (None, Some(host)) => host,
-        (None, None) => "127.0.0.1",
+        (Some(authority), _) => Host::Target(Span::within(target, authority, 0)),
+        (None, Some(host)) => Host::Given(host),
+        (None, None) => Host::Given("127.0.0.1"),
     };
-    let mut strings = strings_from([host, split_host_and_port(host), path, query]);
-    strings[1].make_ascii_lowercase();
-    Ok((strings, query_arguments))
+    Ok(Checked {
+        path: (authority.is_none() || !path.is_empty()).then(|| Span::within(target, path, 0)),
+        query: Span::within(target, query, 0),
+        host,
+        query_arguments,
+    })
 }
 
 /// Bytes a host may hold besides `%XX` escapes: RFC 3986 host characters,
@@ -541,7 +662,7 @@ mod tests {
         for (line, path, query, host, url) in cases {
             let r = request(&format!("{line}\r\nHost: h\r\n\r\n")).unwrap();
             assert_eq!(
-                (r.path.as_str(), r.query.as_str(), r.host.as_str()),
+                (r.path(), r.query(), r.host()),
                 (*path, *query, *host),
                 "{line}"
             );
@@ -631,12 +752,93 @@ mod tests {
                 "GET http://u@h/ HTTP/1.1\r\nHost: h\r\n\r\n",
                 Err(RequestError::InvalidHost),
             ),
+            (
+                "GET http://Other.EXAMPLE:81/p HTTP/1.1\r\nHost: h\r\n\r\n",
+                Ok(("Other.EXAMPLE:81", "other.example")),
+            ),
+            ("GET http://[::1] HTTP/1.0\r\n\r\n", Ok(("[::1]", "[::1]"))),
         ];
         for (raw, want) in cases {
-            let got = request(raw).map(|r| (r.host.clone(), r.host_name.clone()));
+            let got = request(raw).map(|r| (r.host().to_string(), r.host_name().to_string()));
             let want = want.clone().map(|(h, n)| (h.to_string(), n.to_string()));
             assert_eq!(got, want, "{raw:?}");
         }
+    }
+
+    /// The target, the host and the lowercased host name share one string;
+    /// each part reads back whole, also in storage an earlier request left.
+    #[test]
+    fn each_part_reads_back_apart_from_what_was_added_after_the_target() {
+        let long = "x".repeat(300);
+        let heads = [
+            format!("GET /a/{long}?q={long} HTTP/1.1\r\nHost: WWW.Example.com:8080\r\n\r\n"),
+            "PUT /b?c=d HTTP/1.1\r\nHost: Host.Name\r\n\r\n".to_string(),
+            "GET https://Abs.Example HTTP/1.0\r\nHost: ignored\r\n\r\n".to_string(),
+            "DELETE /only HTTP/1.0\r\n\r\n".to_string(),
+        ];
+        let want = [
+            (
+                "GET",
+                format!("/a/{long}?q={long}"),
+                format!("/a/{long}"),
+                format!("q={long}"),
+                "WWW.Example.com:8080",
+                "www.example.com",
+            ),
+            (
+                "PUT",
+                "/b?c=d".into(),
+                "/b".into(),
+                "c=d".into(),
+                "Host.Name",
+                "host.name",
+            ),
+            (
+                "GET",
+                "https://Abs.Example".into(),
+                "/".into(),
+                String::new(),
+                "Abs.Example",
+                "abs.example",
+            ),
+            (
+                "DELETE",
+                "/only".into(),
+                "/only".into(),
+                String::new(),
+                "127.0.0.1",
+                "127.0.0.1",
+            ),
+        ];
+        // Twice: the second round builds in the strings the first gave back.
+        for _ in 0..2 {
+            for (raw, (method, uri, path, query, host, name)) in heads.iter().zip(&want) {
+                let r = request(raw).unwrap();
+                assert_eq!(
+                    (
+                        r.method(),
+                        r.uri(),
+                        r.path(),
+                        r.query(),
+                        r.host(),
+                        r.host_name()
+                    ),
+                    (
+                        *method,
+                        uri.as_str(),
+                        path.as_str(),
+                        query.as_str(),
+                        *host,
+                        *name
+                    ),
+                    "{raw:?}"
+                );
+            }
+        }
+        let r = request(&heads[1]).unwrap();
+        assert_eq!(r.full_url(), "https://Host.Name/b?c=d");
+        let shown = format!("{r:?}");
+        assert!(shown.contains(r#"host: "Host.Name""#) && shown.contains(r#"uri: "/b?c=d""#));
     }
 
     #[test]

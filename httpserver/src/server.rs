@@ -60,7 +60,7 @@ type HandlerFn = dyn Fn(HttpServerRequest, &Http1Connection);
 ///
 /// let io_loop = IoLoop::new();
 /// let server = HttpServer::from_fn(|request, connection| {
-///     let body = format!("Hello, {}", request.path);
+///     let body = format!("Hello, {}", request.path());
 ///     let mut headers = HttpHeaders::new();
 ///     headers.insert("Content-Length", body.len().to_string());
 ///     let status = ResponseStartLine { version: Version::Http11, code: 200, reason: "OK".into() };

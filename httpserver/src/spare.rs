@@ -1,5 +1,6 @@
-//! Spare strings: the short strings of a request (its method, target, path,
-//! query and host) are given back when the request is dropped, and the next
+//! Spare strings: the short strings of a request (its method, and its
+//! target, which also holds the host) are given back when the request is
+//! dropped, and the next
 //! request made on the same thread takes them, so a server answering request
 //! after request allocates none for them. The pool is per thread and
 //! bounded in count and in the size of what it keeps; a request dropped on

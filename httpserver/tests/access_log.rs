@@ -68,7 +68,7 @@ fn access_log_lines_follow_tornado_format_and_levels() {
     log::set_max_level(LevelFilter::Trace);
     let server = spawn_server(|| {
         HttpServer::from_fn(|request, connection| {
-            let code = match request.path.as_str() {
+            let code = match request.path() {
                 "/missing" => 404,
                 "/boom" => 500,
                 _ => 200,

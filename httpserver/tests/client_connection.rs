@@ -944,8 +944,8 @@ fn round_trip_with_httpserver_keeps_one_connection_for_three_requests() {
         let server = HttpServer::from_fn(|request, connection| {
             let body = format!(
                 "{} {} {}",
-                request.method,
-                request.path,
+                request.method(),
+                request.path(),
                 String::from_utf8_lossy(&request.body)
             );
             let peer_port = connection.remote_addr().map_or(0, |a| a.port());

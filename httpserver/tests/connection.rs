@@ -61,13 +61,13 @@ fn pipelined_requests_in_one_write_are_answered_in_order() {
     let server = spawn_server(|| {
         HttpServer::from_fn(|request, connection| {
             let connection = connection.clone();
-            let delay = if request.path == "/slow" { 200 } else { 0 };
+            let delay = if request.path() == "/slow" { 200 } else { 0 };
             IoLoop::current().call_later(Duration::from_millis(delay), move || {
                 respond(
                     &connection,
                     &request,
                     200,
-                    request.path.clone().into_bytes(),
+                    request.path().to_string().into_bytes(),
                 );
             });
         })
@@ -168,7 +168,7 @@ fn max_requests_closes_after_the_last_allowed_response() {
 /// A server whose `/stream` answers in pieces with no `Content-Length`,
 /// `/204` and `/304` try to send a body anyway, and anything else is hello.
 fn framing_app() -> HttpServer {
-    HttpServer::from_fn(|request, connection| match request.path.as_str() {
+    HttpServer::from_fn(|request, connection| match request.path() {
         "/stream" => {
             let connection = connection.clone();
             let _ = connection.write_headers(&status(200), &HttpHeaders::new());
@@ -180,7 +180,7 @@ fn framing_app() -> HttpServer {
             });
         }
         "/204" | "/304" => {
-            let code = if request.path == "/204" { 204 } else { 304 };
+            let code = if request.path() == "/204" { 204 } else { 304 };
             let mut headers = HttpHeaders::new();
             headers.insert("ETag", "\"v1\"");
             let _ = connection.write_headers(&status(code), &headers);
@@ -313,7 +313,7 @@ fn wrong_content_length_aborts_the_connection_and_others_are_served() {
     let server = spawn_server(move || {
         HttpServer::from_fn(move |request, connection| {
             let mut headers = HttpHeaders::new();
-            let outcome = match request.path.as_str() {
+            let outcome = match request.path() {
                 "/short" => {
                     headers.insert("Content-Length", "10");
                     let _ = connection.write_headers(&status(200), &headers);
@@ -336,7 +336,7 @@ fn wrong_content_length_aborts_the_connection_and_others_are_served() {
             };
             seen.lock()
                 .unwrap()
-                .push(format!("{} {outcome}", request.path));
+                .push(format!("{} {outcome}", request.path()));
         })
     });
     for path in ["/short", "/long"] {
@@ -704,7 +704,7 @@ fn writing_after_the_client_closed_returns_closed_and_nothing_panics() {
     let (gone, result) = (client_gone.clone(), outcome.clone());
     let server = spawn_server(move || {
         HttpServer::from_fn(move |request, connection| {
-            if request.path != "/hold" {
+            if request.path() != "/hold" {
                 respond(connection, &request, 200, HELLO.as_bytes().to_vec());
                 return;
             }
@@ -751,7 +751,7 @@ fn stop_then_close_all_connections_drains_the_response_in_flight() {
         let arrived = Rc::new(std::cell::Cell::new(false));
         let seen = arrived.clone();
         let server = HttpServer::from_fn(move |request, connection| {
-            if request.path == "/slow" {
+            if request.path() == "/slow" {
                 seen.set(true);
                 let connection = connection.clone();
                 spawn(async move {
@@ -908,9 +908,9 @@ fn respond_server() -> support::TestServer {
         HttpServer::from_fn(|request, connection| {
             // Under `/with`, the same answers through `respond_with` (the
             // headers in an `HttpHeaders`).
-            let (path, with) = match request.path.strip_prefix("/with") {
+            let (path, with) = match request.path().strip_prefix("/with") {
                 Some(rest) => (rest.to_string(), true),
-                None => (request.path.clone(), false),
+                None => (request.path().to_string(), false),
             };
             let respond = |start: &whirl_httpserver::ResponseStartLine,
                            pairs: &[(&str, &str)],
@@ -1132,7 +1132,7 @@ fn responses_finished_counts_each_response_as_it_finishes() {
         HttpServer::from_fn(move |request, connection| {
             let before = connection.responses_finished();
             let ok = whirl_httpserver::ResponseStartLine::new(200);
-            if request.path == "/streamed" {
+            if request.path() == "/streamed" {
                 // write_headers + write + finish: counted at finish only.
                 let mut headers = HttpHeaders::new();
                 headers.add("Content-Length", "2");

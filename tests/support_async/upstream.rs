@@ -119,9 +119,9 @@ impl Echo {
             })
             .collect();
         let answer = json!({
-            "method": request.method,
-            "path": request.path,
-            "query": request.query,
+            "method": request.method(),
+            "path": request.path(),
+            "query": request.query(),
             "headers": headers,
             "body": String::from_utf8_lossy(&request.body),
             "form": form,

@@ -346,8 +346,8 @@ impl Context {
         if self.finished {
             log::error!(
                 "write() after finish() on {} {}: dropped",
-                self.request.method,
-                self.request.uri
+                self.request.method(),
+                self.request.uri()
             );
             return;
         }
@@ -451,7 +451,7 @@ impl Context {
         if self.headers_written() {
             return Err(HttpError::new(500).log_message("cannot redirect after headers were sent"));
         }
-        let location = join_url(&self.request.path, url);
+        let location = join_url(self.request.path(), url);
         self.set_header("Location", location)?;
         self.set_status(status);
         self.finish()
@@ -469,7 +469,7 @@ impl Context {
     /// The 405 for this request, with `Allow` listing what the handler
     /// supports (used by the verb methods' defaults).
     pub(crate) fn method_not_allowed(&mut self) -> HttpError {
-        HttpError::new(405).log_message(format!("{} is not implemented", self.request.method))
+        HttpError::new(405).log_message(format!("{} is not implemented", self.request.method()))
     }
 }
 

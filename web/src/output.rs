@@ -129,7 +129,7 @@ impl Context {
     /// response: a `GET`/`HEAD` 200 without an `Etag` gets one (the body's
     /// SHA-1), and becomes 304 when `If-None-Match` matches the `Etag`.
     fn apply_etag(&mut self, body: &[u8]) {
-        let method = self.request.method.as_str();
+        let method = self.request.method();
         if self.status != 200 || !(method == "GET" || method == "HEAD") {
             return;
         }
@@ -190,7 +190,7 @@ impl Context {
         let gzipping = accepts
             && compressible(content_type)
             && !matches!(self.status, 100..=199 | 204 | 206 | 304)
-            && self.request.method != "HEAD"
+            && self.request.method() != "HEAD"
             && (!finishing || length >= GZIP_MIN_LENGTH)
             && !self.headers.contains("Content-Encoding");
         if gzipping {

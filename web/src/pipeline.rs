@@ -180,13 +180,14 @@ fn start(
     headers: HttpHeaders,
 ) -> Job {
     let (request, mut early) = build_request(connection, start_line, headers);
-    if early.is_none() && !KNOWN_METHODS.contains(&request.method.as_str()) {
-        early = Some(HttpError::new(501).log_message(format!("unknown method {}", request.method)));
+    if early.is_none() && !KNOWN_METHODS.contains(&request.method()) {
+        early =
+            Some(HttpError::new(501).log_message(format!("unknown method {}", request.method())));
     }
     let mut path = PathArguments::default();
     let mut factory = None;
     if early.is_none() {
-        match app.find_route(&request.path) {
+        match app.find_route(request.path()) {
             Some((f, Ok(arguments))) => {
                 factory = Some(f);
                 path = arguments;
@@ -289,7 +290,7 @@ fn checks(job: &mut Job) -> Result<(), HttpError> {
     if let Some(error) = job.early.take() {
         return Err(error);
     }
-    let method = job.cx.request.method.as_str();
+    let method = job.cx.request.method();
     let supported = job.handler.supported_methods().contains(&method);
     let state_changing = !matches!(method, "GET" | "HEAD" | "OPTIONS");
     if !supported {
@@ -313,7 +314,7 @@ async fn execute(job: &mut Job, body: Vec<u8>) {
             fail(job, error);
         } else {
             // The handler's steps in one future (one box).
-            let method = known_method(&job.cx.request.method);
+            let method = known_method(job.cx.request.method());
             let ran = job.handler.run_buffered(&mut job.cx, &method).await;
             match ran {
                 Ran::Failed(error) => fail(job, error),
@@ -325,7 +326,7 @@ async fn execute(job: &mut Job, body: Vec<u8>) {
     }
     if !job.done {
         // Streamed: `begin` ran when the head came; now the verb method.
-        let method = known_method(&job.cx.request.method);
+        let method = known_method(job.cx.request.method());
         let connection = job.cx.connection.clone();
         let open = open_response(&job.cx);
         let verb = guarded(job.handler.call(&method, &mut job.cx));
@@ -353,8 +354,8 @@ fn known_method(method: &str) -> std::borrow::Cow<'static, str> {
 fn abandoned(job: &mut Job) {
     log::debug!(
         "{} {}: the client went away",
-        job.cx.request.method,
-        job.cx.request.uri
+        job.cx.request.method(),
+        job.cx.request.uri()
     );
     if catch_unwind(AssertUnwindSafe(|| {
         job.handler.on_connection_close(&mut job.cx);
@@ -405,7 +406,7 @@ fn finalize(job: &mut Job) {
         send_error(job, status, None);
     } else if !job.cx.finished {
         if let Err(error) = job.cx.finish() {
-            log::debug!("could not finish {}: {error}", job.cx.request.uri);
+            log::debug!("could not finish {}: {error}", job.cx.request.uri());
         }
     }
     end(job);
@@ -436,7 +437,7 @@ fn send_error(job: &mut Job, status: u16, error: Option<&HttpError>) {
         None => job.cx.set_status(status),
     }
     if status == 405 {
-        let method = job.cx.request.method.clone();
+        let method = job.cx.request.method().to_string();
         let allow: Vec<&str> = job
             .handler
             .supported_methods()
@@ -476,7 +477,12 @@ fn end(job: &mut Job) {
 /// Logs a handler's error as Tornado's `log_exception` does: server errors
 /// at `error`, client errors with a message at `warn`.
 fn log_error(cx: &Context, error: &HttpError) {
-    let summary = format!("{} {} ({})", cx.request.method, cx.request.uri, ip_of(cx));
+    let summary = format!(
+        "{} {} ({})",
+        cx.request.method(),
+        cx.request.uri(),
+        ip_of(cx)
+    );
     if error.status() >= 500 {
         log::error!("{summary}: {error}");
     } else if error.status() >= 400 && error.message().is_some() {

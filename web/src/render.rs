@@ -65,11 +65,11 @@ impl Context {
         let prefix = self.settings().static_url_prefix().to_string();
         Ok(context! {
             request => context! {
-                method => self.request.method.clone(),
-                uri => self.request.uri.clone(),
-                path => self.request.path.clone(),
-                query => self.request.query.clone(),
-                host => self.request.host.clone(),
+                method => self.request.method().to_string(),
+                uri => self.request.uri().to_string(),
+                path => self.request.path().to_string(),
+                query => self.request.query().to_string(),
+                host => self.request.host().to_string(),
                 protocol => self.request.protocol.clone(),
             },
             current_user => self.current_user.clone(),

@@ -162,7 +162,7 @@ impl Context {
         if let Some(user) = &self.current_user {
             return Ok(user.clone());
         }
-        let method = self.request.method.as_str();
+        let method = self.request.method();
         let login_url = self.settings().login_url.clone();
         match login_url {
             Some(login_url) if method == "GET" || method == "HEAD" => {
@@ -171,7 +171,7 @@ impl Context {
                     let next = if url.contains("://") {
                         self.request.full_url()
                     } else {
-                        self.request.uri.clone()
+                        self.request.uri().to_string()
                     };
                     url = format!("{url}?next={}", url_escape(&next, true));
                 }

@@ -82,7 +82,7 @@ impl StaticFileHandler {
         let (path, metadata) = match resolve_path(&self.root, &raw) {
             Ok(ResolvedPath::File { path, metadata }) => (path, metadata),
             Ok(ResolvedPath::Directory(directory)) => {
-                let url_path = cx.request().path.clone();
+                let url_path = cx.request().path().to_string();
                 if !url_path.ends_with('/') {
                     if url_path.starts_with("//") {
                         return Err(HttpError::new(403).log_message("cannot redirect //path"));
@@ -114,7 +114,7 @@ impl StaticFileHandler {
             cx.set_header("Last-Modified", format_timestamp(modified))?;
         }
         cx.set_header("Content-Type", content_type(&path))?;
-        let max_age = cache_time(&cx.request().query);
+        let max_age = cache_time(cx.request().query());
         if max_age > 0 {
             let expires = SystemTime::now() + Duration::from_secs(max_age);
             cx.set_header("Expires", format_timestamp(expires))?;

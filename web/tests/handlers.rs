@@ -76,7 +76,7 @@ impl RequestHandler for Echo {
             args.insert(name.clone(), json!(cx.get_arguments(&name)?));
         }
         let body = json!({
-            "path": cx.request().path,
+            "path": cx.request().path(),
             "path_args": cx.path_args(),
             "path_kwargs": cx.path_kwargs(),
             "args": args,
@@ -348,7 +348,7 @@ struct AllMethods;
 
 impl AllMethods {
     fn method(cx: &mut Context) -> HandlerResult {
-        let method = cx.request().method.clone();
+        let method = cx.request().method().to_string();
         cx.write(method);
         Ok(())
     }
@@ -384,7 +384,7 @@ impl RequestHandler for GetAndHead {
     const SUPPORTED_METHODS: &'static [&'static str] = &["GET", "HEAD"];
 
     async fn get(&mut self, cx: &mut Context) -> HandlerResult {
-        cx.set_header("X-Method", cx.request().method.clone())?;
+        cx.set_header("X-Method", cx.request().method().to_string())?;
         cx.write("hello head world");
         Ok(())
     }

@@ -49,7 +49,7 @@ impl Echo {
     fn echo(&mut self, cx: &mut Context) -> HandlerResult {
         let request = cx.request();
         let header = request.headers.get("X-Test").unwrap_or("-").to_string();
-        let line = format!("{} x-test: {header}\n", request.method);
+        let line = format!("{} x-test: {header}\n", request.method());
         let body = request.body.clone();
         cx.write(line);
         cx.write(body);
@@ -200,7 +200,7 @@ fn fetches_run_concurrently_on_one_loop() {
 fn from_server_serves_any_http_server_on_an_unused_port() {
     let _io_loop = init();
     let server = TestServer::from_server(HttpServer::from_fn(|request, connection| {
-        let body = format!("raw {}", request.path);
+        let body = format!("raw {}", request.path());
         let mut headers = HttpHeaders::new();
         headers.insert("Content-Length", body.len().to_string());
         let ok = ResponseStartLine {

@@ -52,7 +52,7 @@ fn main() -> io::Result<()> {
     let args = Args::parse();
     let io_loop = IoLoop::new();
     let server = HttpServer::from_fn(|request, connection| {
-        let (content_type, body): (_, WriteBuf) = if request.path == "/json" {
+        let (content_type, body): (_, WriteBuf) = if request.path() == "/json" {
             let message = Message { message: HELLO };
             match serde_json::to_vec(&message) {
                 Ok(json) => ("application/json", json.into()),

@@ -148,11 +148,11 @@ impl RequestHandler for ProxyHandler {
     async fn prepare(&mut self, cx: &mut Context) -> HandlerResult {
         let request = cx.request();
         let raw_path = cx.path_arg_raw(0).unwrap_or("");
-        let url = upstream_url(&self.shared.config.upstream, raw_path, &request.query)?;
+        let url = upstream_url(&self.shared.config.upstream, raw_path, request.query())?;
         let validate_cert = cx.get_query_argument_or("validate_cert", "1")? != "0";
         let timeout = self.shared.config.upstream_timeout;
         let mut upstream = HttpRequest::new(url)
-            .method(request.method.clone())
+            .method(request.method().to_string())
             .allow_nonstandard_methods(true) // any method, with or without a body
             .follow_redirects(false) // a proxy relays redirects
             .decompress_response(false) // and bodies as they are
@@ -328,7 +328,7 @@ fn forwarded_headers(cx: &Context) -> HttpHeaders {
         None => client,
     };
     headers.insert("X-Forwarded-For", forwarded_for);
-    headers.insert("X-Forwarded-Host", request.host.clone());
+    headers.insert("X-Forwarded-Host", request.host());
     headers.insert("X-Forwarded-Proto", request.protocol.clone());
     headers
 }

@@ -205,11 +205,11 @@ pub fn app(stats: Arc<Stats>) -> HttpServer {
         });
         let now = stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         stats.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        let path = request.path.clone();
+        let path = request.path().to_string();
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         let mut headers = HttpHeaders::new();
-        headers.insert("X-Method", request.method.clone());
-        headers.insert("X-Uri", request.uri.clone());
+        headers.insert("X-Method", request.method());
+        headers.insert("X-Uri", request.uri());
         match segments.as_slice() {
             ["status", code] => {
                 let code = code.parse().unwrap_or(500);

@@ -110,8 +110,8 @@ pub fn respond(
     let mut headers = HttpHeaders::new();
     headers.insert("Content-Type", "text/plain");
     headers.insert("Content-Length", body.len().to_string());
-    headers.insert("X-Method", request.method.clone());
-    headers.insert("X-Path", request.path.clone());
+    headers.insert("X-Method", request.method());
+    headers.insert("X-Path", request.path());
     if connection.write_headers(&status(code), &headers).is_ok() {
         let _ = connection.write(body);
         let _ = connection.finish();
