@@ -1,11 +1,10 @@
 //! Spare strings: the short strings of a request (its method, and its
 //! target, which also holds the host) are given back when the request is
-//! dropped, and the next
-//! request made on the same thread takes them, so a server answering request
-//! after request allocates none for them. The pool is per thread and
-//! bounded in count and in the size of what it keeps; a request dropped on
-//! another thread than its loop's leaves its strings to that thread's pool,
-//! which is bounded the same way.
+//! dropped, and the next request made on the same thread takes them, so a
+//! server answering request after request allocates none for them. The pool
+//! is per thread and bounded in count and in the size of what it keeps; a
+//! request dropped on another thread than its loop's leaves its strings to
+//! that thread's pool, which is bounded the same way.
 
 use std::cell::RefCell;
 
