@@ -195,9 +195,9 @@ impl HttpServerRequest {
             start_line,
             headers,
         } = head;
-        // Every check borrows the head; it is taken apart only once all passed.
-        let checked = match check_head(&start_line, &headers) {
-            Ok(checked) => checked,
+        // The checks borrow the parts; a refused head is put back together.
+        let (checked, query_arguments) = match check_head(&start_line, &headers) {
+            Ok(found) => found,
             Err(error) => {
                 let head = RequestHead {
                     start_line,
@@ -210,7 +210,7 @@ impl HttpServerRequest {
             }
         };
         let mut text = start_line.target;
-        let (parts, query_arguments) = checked.place(&mut text);
+        let parts = checked.place(&mut text);
         Ok(HttpServerRequest {
             method: start_line.method,
             text,
@@ -392,7 +392,8 @@ pub struct RefusedHead {
     pub head: Box<RequestHead>,
 }
 
-/// A span of a request's [`text`](HttpServerRequest::text).
+/// A span of a request's [`text`](HttpServerRequest::text): bytes
+/// `start..end`.
 #[derive(Debug, Clone, Copy)]
 struct Span {
     start: u32,
@@ -400,32 +401,35 @@ struct Span {
 }
 
 impl Span {
-    /// The span of `inner`, a slice of `outer`, moved on by `base`.
+    /// Where `inner`, a slice of `outer`, lies: its byte offset in `outer`,
+    /// plus `base` (where `outer` itself lies in the text).
     fn within(outer: &str, inner: &str, base: usize) -> Span {
-        let start = base + (inner.as_ptr() as usize - outer.as_ptr() as usize);
-        Span::at(start, inner.len())
+        let offset = inner.as_ptr().addr() - outer.as_ptr().addr();
+        debug_assert!(offset + inner.len() <= outer.len(), "not a slice of outer");
+        Span::at(base + offset, inner.len())
     }
 
-    /// `len` bytes from `start`. A head is far shorter than 4 GiB (its
-    /// limits say so), and the text is as long as the target and a host.
+    /// `len` bytes from `start`.
     fn at(start: usize, len: usize) -> Span {
-        let fit = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        // A head's limits keep it far below 4 GiB (as the header map's own
+        // offsets assume).
+        let fit = |n: usize| u32::try_from(n).expect("request text past 4 GiB");
         Span {
             start: fit(start),
             end: fit(start + len),
         }
     }
 
-    /// The text this span covers.
+    /// The text this span covers (every span is made from slices of the
+    /// text, so it lies on char boundaries).
     #[inline]
     fn of(self, text: &str) -> &str {
-        text.get(self.start as usize..self.end as usize)
-            .unwrap_or_default()
+        &text[self.start as usize..self.end as usize]
     }
 }
 
 /// Where the target and what the request read from it lie in the request's
-/// text.
+/// text. `uri` is the whole target: it always starts at 0.
 #[derive(Debug, Clone, Copy)]
 struct Parts {
     uri: Span,
@@ -435,37 +439,37 @@ struct Parts {
     host_name: Span,
 }
 
-/// What [`check_head`] found: where in the target the path and query are,
-/// the host, and the query arguments.
+/// What [`check_head`] found: where in the target the path and query are
+/// (no path: an absolute-form target without one), and the host.
 struct Checked<'h> {
     path: Option<Span>,
     query: Span,
     host: Host<'h>,
-    query_arguments: Arguments,
 }
 
 /// Where a request's host comes from.
 enum Host<'h> {
     /// The authority of an absolute-form target: this span of it.
-    Target(Span),
-    /// The `Host` header (or the default for HTTP/1.0 without one).
-    Given(&'h str),
+    InTarget(Span),
+    /// Text to copy after the target: the `Host` header, or `127.0.0.1`
+    /// for HTTP/1.0 without one.
+    Copied(&'h str),
 }
 
 impl Checked<'_> {
     /// Appends to `text` (the target) what it does not hold, and says
     /// where each part lies: the path `/` (absolute form without a path),
-    /// the host from `Host`, and the host name when lowercasing changes it;
-    /// and gives the query arguments.
-    fn place(self, text: &mut String) -> (Parts, Arguments) {
+    /// the host from `Host`, and last the host name, lowercased, when
+    /// lowercasing changes it (else it is a span of the host).
+    fn place(&self, text: &mut String) -> Parts {
         let uri = Span::at(0, text.len());
         let path = self.path.unwrap_or_else(|| {
             text.push('/');
             Span::at(text.len() - 1, 1)
         });
         let host = match self.host {
-            Host::Target(span) => span,
-            Host::Given(host) => {
+            Host::InTarget(span) => span,
+            Host::Copied(host) => {
                 text.push_str(host);
                 Span::at(text.len() - host.len(), host.len())
             }
@@ -479,14 +483,13 @@ impl Checked<'_> {
             host_name = Span::at(text.len(), lower.len());
             text.push_str(&lower);
         }
-        let parts = Parts {
+        Parts {
             uri,
             path,
             query: self.query,
             host,
             host_name,
-        };
-        (parts, self.query_arguments)
+        }
     }
 }
 
@@ -495,7 +498,7 @@ impl Checked<'_> {
 fn check_head<'h>(
     start_line: &RequestStartLine,
     headers: &'h HttpHeaders,
-) -> Result<Checked<'h>, RequestError> {
+) -> Result<(Checked<'h>, Arguments), RequestError> {
     // Step 1: the host, from the one Host header (Tornado reads two
     // joined, and refuses the comma that joins them).
     let header_host = headers
@@ -522,16 +525,16 @@ fn check_head<'h>(
         parse_qs_bytes(query.as_bytes(), true)?
     };
     let host = match (authority, header_host) {
-        (Some(authority), _) => Host::Target(Span::within(target, authority, 0)),
-        (None, Some(host)) => Host::Given(host),
-        (None, None) => Host::Given("127.0.0.1"),
+        (Some(authority), _) => Host::InTarget(Span::within(target, authority, 0)),
+        (None, Some(host)) => Host::Copied(host),
+        (None, None) => Host::Copied("127.0.0.1"),
     };
-    Ok(Checked {
+    let checked = Checked {
         path: (authority.is_none() || !path.is_empty()).then(|| Span::within(target, path, 0)),
         query: Span::within(target, query, 0),
         host,
-        query_arguments,
-    })
+    };
+    Ok((checked, query_arguments))
 }
 
 /// Bytes a host may hold besides `%XX` escapes: RFC 3986 host characters,

@@ -90,7 +90,7 @@ impl RequestHandler for RedirectHandler {
         for (name, arg) in cx.path_kwargs() {
             url = url.replace(&format!("{{{name}}}"), arg.as_deref().unwrap_or(""));
         }
-        let query = &cx.request().query();
+        let query = cx.request().query();
         if !query.is_empty() {
             url.push(if url.contains('?') { '&' } else { '?' });
             url.push_str(query);

@@ -152,7 +152,7 @@ impl RequestHandler for ProxyHandler {
         let validate_cert = cx.get_query_argument_or("validate_cert", "1")? != "0";
         let timeout = self.shared.config.upstream_timeout;
         let mut upstream = HttpRequest::new(url)
-            .method(request.method().to_string())
+            .method(request.method())
             .allow_nonstandard_methods(true) // any method, with or without a body
             .follow_redirects(false) // a proxy relays redirects
             .decompress_response(false) // and bodies as they are
