@@ -104,14 +104,16 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        // Once armed, the loop's last clock reading will do: it is never
-        // ahead of real time (when it says the deadline passed, it has),
-        // and the timer that woke us was popped at that reading. The first
-        // poll reads the clock, so a past deadline is ready at once.
-        let io_loop = IoLoop::try_current();
-        let now = match (&io_loop, &self.timer) {
-            (Some(io_loop), Some(_)) => io_loop.cached_clock(),
-            _ => Instant::now(),
+        // Once armed, the clock reading of the loop it is armed on will do:
+        // it is never ahead of real time (when it says the deadline passed,
+        // it has), and the timer that woke us was popped at that reading.
+        // The first poll reads the clock, so a past deadline is ready at
+        // once. (Armed, no handle to the current loop is made: a sleep
+        // polled again and again, as a connection's idle timer is, costs a
+        // comparison.)
+        let now = match &self.timer {
+            Some((io_loop, _, _)) => io_loop.cached_clock(),
+            None => Instant::now(),
         };
         if now >= self.deadline {
             self.disarm();
@@ -124,7 +126,7 @@ impl Future for Sleep {
         }
         // First poll, or polled by another task: (re-)arm for this waker.
         self.disarm();
-        let io_loop = io_loop.unwrap_or_else(IoLoop::current);
+        let io_loop = IoLoop::current();
         let waker = cx.waker().clone();
         let handle = io_loop.insert_timer(self.deadline, Timed::Wake(waker.clone()));
         self.timer = Some((io_loop, handle, waker));
