@@ -72,6 +72,21 @@ impl From<FormError> for RequestError {
 /// Argument names are text and values bytes, as in Tornado; the web layer
 /// decodes values when asked (`get_argument`).
 ///
+/// The request line's parts are read through methods ([`method`],
+/// [`uri`], [`path`], [`query`], [`host`], [`host_name`]) rather than held
+/// in fields: the request keeps the target as it came from the head and
+/// notes where in it the path, query and host lie, so building a request
+/// copies no more than a `Host` header's value (and the host name
+/// lowercased, when it has capitals). Tornado's attributes of the same
+/// names are plain strings, and assignable; these are not.
+///
+/// [`method`]: Self::method
+/// [`uri`]: Self::uri
+/// [`path`]: Self::path
+/// [`query`]: Self::query
+/// [`host`]: Self::host
+/// [`host_name`]: Self::host_name
+///
 /// # Examples
 ///
 /// ```
