@@ -18,7 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-ORDER = ["whirl-raw", "whirl-web", "mio", "hyper", "actix", "nginx", "tornado"]
+ORDER = ["whirl-raw", "whirl-web", "whirl-stream", "mio", "hyper", "actix", "nginx", "tornado"]
 WRK = [("plaintext", "plaintext", "#4c72b0"), ("pipelined", "pipelined ×16", "#55a868"),
        ("json", "JSON", "#8172b2")]
 WHIRL = "#dd8452"

@@ -46,7 +46,7 @@ HELLO = b"Hello, World!"
 STATIC_NAME = "1mib.bin"
 STATIC_SIZE = 1 << 20
 
-# Which workloads each server answers: mio is a canned-response floor (no
+# Which workloads each server answers: mio and whirl-stream are canned-response floors (no
 # files, no timers); nginx sleeps with the echo module.
 WRK_ROUTES = ("plaintext", "pipelined", "json")
 ALL = WRK_ROUTES + ("static", "idle", "sleep")
@@ -55,6 +55,8 @@ SERVERS = {
     "whirl-raw": ("whirl HttpServer::from_fn, no web layer (bench/src/bin/whirl_raw.rs)",
                   WRK_ROUTES + ("idle",)),
     "whirl-web": ("whirl Application + routing + RequestHandler (bench/src/bin/whirl_web.rs)", ALL),
+    "whirl-stream": ("whirl TcpServer + IoStream, canned responses, no HTTP layer: the floor of "
+                     "whirl's loop and stream (bench/src/bin/whirl_stream.rs)", WRK_ROUTES),
     "mio": ("raw mio, canned responses: the limit (bench/peers/src/bin/mio_server.rs)",
             WRK_ROUTES + ("idle",)),
     "hyper": ("hyper 1, tokio current_thread (bench/peers/src/bin/hyper_server.rs)", ALL),
@@ -112,6 +114,8 @@ class Server:
             return [os.path.join(ctx.whirl_bin, "whirl_raw"), "--port", port]
         if self.name == "whirl-web":
             return [os.path.join(ctx.whirl_bin, "whirl_web"), "--port", port] + static
+        if self.name == "whirl-stream":
+            return [os.path.join(ctx.whirl_bin, "whirl_stream"), "--port", port]
         if self.name in ("mio", "hyper", "actix"):
             return [os.path.join(ctx.peers_bin, self.name + "_server"), "--port", port] + static
         if self.name == "tornado":

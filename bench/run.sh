@@ -55,7 +55,7 @@ done
 
 # Step 2: release binaries: whirl's in the workspace, the peers in their own
 # workspace and target directory.
-cargo build --release --quiet -p whirl-bench --bin whirl_raw --bin whirl_web
+cargo build --release --quiet -p whirl-bench --bin whirl_raw --bin whirl_web --bin whirl_stream
 peers_target=bench/peers/target
 cargo build --release --quiet --manifest-path bench/peers/Cargo.toml --target-dir "$peers_target"
 whirl_bin=${CARGO_TARGET_DIR:-target}/release
