@@ -1064,6 +1064,20 @@ impl IoStream {
 }
 
 impl State {
+    /// Whether a flush could do anything: bytes queued or held back, a
+    /// write future or the keep-alive reference still waiting, or a
+    /// transport that may hold bytes of its own.
+    fn has_anything_to_send(&self) -> bool {
+        !self.write_queue.is_empty()
+            || self.transport_pending
+            || !self.write_wakers.is_empty()
+            || self.keepalive.is_some()
+            || self
+                .transport
+                .as_ref()
+                .is_some_and(|t| t.has_buffered_write())
+    }
+
     /// Bytes written and not yet known to have reached the OS.
     fn unsent(&self) -> u64 {
         self.queued_total - self.flushed_total
@@ -1547,12 +1561,18 @@ fn on_ready(weak: &Weak<RefCell<State>>, ready: Ready) {
     if ready.is_readable() || ready.is_read_closed() || ready.is_error() {
         s.read_ready = true;
         s.peer_read_closed |= ready.is_read_closed() || ready.is_error();
-        wakeups.extend(s.read_waker.take());
+        if let Some(waker) = s.read_waker.take() {
+            wakeups.push(waker);
+        }
     }
-    // Step 2. Writable: send what is queued or held by the transport.
+    // Step 2. Writable: send what is queued or held by the transport. With
+    // nothing to send (the usual case: a socket that is readable is
+    // writable too, and the event says both) there is nothing to flush.
     if ready.is_writable() || ready.is_write_closed() || ready.is_error() {
         s.write_ready = true;
-        wakeups.absorb(s.flush());
+        if s.has_anything_to_send() {
+            wakeups.absorb(s.flush());
+        }
     }
     // Step 3. A dead socket (an error, or hung up both ways) and no read to
     // notice it: read what is left into the buffer now, so the stream closes
@@ -1565,7 +1585,9 @@ fn on_ready(weak: &Weak<RefCell<State>>, ready: Ready) {
         wakeups.absorb(s.drain_into_buffer());
     }
     // Step 4. Connects and handshakes wait for any readiness.
-    wakeups.extend(s.io_wakers.drain(..));
+    if !s.io_wakers.is_empty() {
+        wakeups.extend(s.io_wakers.drain(..));
+    }
     drop(s);
     wake_all(wakeups);
 }

@@ -471,6 +471,10 @@ impl Transport for TlsTransport {
         }
     }
 
+    fn has_buffered_write(&self) -> bool {
+        self.conn.wants_write()
+    }
+
     fn flush_transport(&mut self) -> io::Result<bool> {
         match self.write_records() {
             Ok(()) => Ok(true),

@@ -81,6 +81,16 @@ pub trait Transport: Source {
     fn short_read_drains(&self) -> bool {
         false
     }
+
+    /// Whether the transport may hold bytes of its own to send (TLS records
+    /// it made while reading, such as a key-update answer, that the socket
+    /// could not take). While it says no and nothing is queued, a
+    /// writability event needs no flush. The default, true, makes the
+    /// stream ask [`flush_transport`](Transport::flush_transport) on every
+    /// writability event; plain sockets and pipes say false.
+    fn has_buffered_write(&self) -> bool {
+        true
+    }
 }
 
 /// Progress of [`Transport::handshake`].
@@ -156,6 +166,10 @@ impl Transport for Box<dyn Transport> {
         (**self).short_read_drains()
     }
 
+    fn has_buffered_write(&self) -> bool {
+        (**self).has_buffered_write()
+    }
+
     fn alpn_protocol(&self) -> Option<Vec<u8>> {
         (**self).alpn_protocol()
     }
@@ -176,6 +190,10 @@ fn write_gathered<W: Write>(socket: &mut W, bufs: &[IoSlice<'_>]) -> io::Result<
 impl Transport for mio::net::TcpStream {
     fn short_read_drains(&self) -> bool {
         true
+    }
+
+    fn has_buffered_write(&self) -> bool {
+        false
     }
 
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -203,6 +221,10 @@ impl Transport for mio::net::TcpStream {
 impl Transport for mio::net::UnixStream {
     fn short_read_drains(&self) -> bool {
         true
+    }
+
+    fn has_buffered_write(&self) -> bool {
+        false
     }
 
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -237,6 +259,10 @@ impl Transport for mio::unix::pipe::Receiver {
         true
     }
 
+    fn has_buffered_write(&self) -> bool {
+        false
+    }
+
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         Read::read(self, buf)
     }
@@ -248,6 +274,10 @@ impl Transport for mio::unix::pipe::Receiver {
 
 #[cfg(unix)]
 impl Transport for mio::unix::pipe::Sender {
+    fn has_buffered_write(&self) -> bool {
+        false
+    }
+
     fn read(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
         Err(wrong_direction("read from"))
     }

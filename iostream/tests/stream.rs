@@ -591,6 +591,102 @@ fn write_after_the_peer_closed_fails_with_the_cause() {
     });
 }
 
+/// A transport that, like TLS answering a key update, makes bytes of its own
+/// while reading: each `ping` read stashes a `pong`, which only
+/// `flush_transport` sends.
+struct Answering {
+    /// The socket.
+    socket: mio::net::TcpStream,
+    /// Bytes made by reads, not yet sent.
+    stash: Vec<u8>,
+}
+
+impl mio::event::Source for Answering {
+    fn register(
+        &mut self,
+        registry: &mio::Registry,
+        token: mio::Token,
+        interests: mio::Interest,
+    ) -> io::Result<()> {
+        self.socket.register(registry, token, interests)
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &mio::Registry,
+        token: mio::Token,
+        interests: mio::Interest,
+    ) -> io::Result<()> {
+        self.socket.reregister(registry, token, interests)
+    }
+
+    fn deregister(&mut self, registry: &mio::Registry) -> io::Result<()> {
+        self.socket.deregister(registry)
+    }
+}
+
+impl whirl_iostream::Transport for Answering {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = Read::read(&mut self.socket, buf)?;
+        if buf[..n].windows(4).any(|w| w == b"ping") {
+            self.stash.extend_from_slice(b"pong");
+        }
+        Ok(n)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        Write::write_vectored(&mut self.socket, bufs)
+    }
+
+    fn flush_transport(&mut self) -> io::Result<bool> {
+        while !self.stash.is_empty() {
+            let n = Write::write(&mut self.socket, &self.stash)?;
+            self.stash.drain(..n);
+        }
+        Ok(true)
+    }
+
+    fn has_buffered_write(&self) -> bool {
+        !self.stash.is_empty()
+    }
+}
+
+#[test]
+fn bytes_a_transport_made_while_reading_go_out_on_the_next_event() {
+    // A writability event with nothing queued skips the flush, unless the
+    // transport says it holds bytes of its own: those must still go out.
+    let (ours, mut peer) = std_tcp_pair();
+    ours.set_nonblocking(true).unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let pinged = Arc::new(AtomicUsize::new(0));
+    let seen = pinged.clone();
+    let peer = thread::spawn(move || {
+        peer.write_all(b"ping").unwrap();
+        while seen.load(Ordering::SeqCst) == 0 {
+            thread::sleep(Duration::from_millis(1));
+        }
+        // The stream waits for readiness now: this brings an event
+        // (readable, and writable too) that must flush the stash.
+        peer.write_all(b"more").unwrap();
+        let mut answer = [0; 4];
+        peer.read_exact(&mut answer).map(|()| answer)
+    });
+    run(async {
+        let transport = Answering {
+            socket: mio::net::TcpStream::from_std(ours),
+            stash: Vec::new(),
+        };
+        let stream = IoStream::new(transport).unwrap();
+        assert_eq!(stream.read_bytes(4, false).await.unwrap(), b"ping");
+        pinged.store(1, Ordering::SeqCst);
+        assert_eq!(stream.read_bytes(4, false).await.unwrap(), b"more");
+        // Nothing was ever written through the stream.
+        let answer = join(peer).await.expect("the stashed answer");
+        assert_eq!(&answer, b"pong");
+    });
+}
+
 // ----- max_buffer_size -----------------------------------------------------------------
 
 #[test]
