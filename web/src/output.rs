@@ -133,24 +133,29 @@ impl Context {
         if self.status != 200 || !(method == "GET" || method == "HEAD") {
             return;
         }
-        if !self.headers.contains("Etag") {
+        // A tag made here is matched as made, not looked up again.
+        let mut quoted = [b'"'; 42];
+        let made = if self.headers.contains("Etag") {
+            None
+        } else {
             const HEX: &[u8; 16] = b"0123456789abcdef";
-            let digest = Sha1::digest(body);
-            let mut tag = [b'"'; 42];
-            for (i, byte) in digest.into_iter().enumerate() {
-                tag[1 + 2 * i] = HEX[usize::from(byte >> 4)];
-                tag[2 + 2 * i] = HEX[usize::from(byte & 0xf)];
+            for (i, byte) in Sha1::digest(body).into_iter().enumerate() {
+                quoted[1 + 2 * i] = HEX[usize::from(byte >> 4)];
+                quoted[2 + 2 * i] = HEX[usize::from(byte & 0xf)];
             }
-            // Hex digits between quotes: always text.
-            self.headers
-                .insert("Etag", std::str::from_utf8(&tag).unwrap_or("\"\""));
-        }
-        let matches = match (
-            self.request.headers.get("If-None-Match"),
-            self.headers.get("Etag"),
-        ) {
-            (Some(header), Some(etag)) => if_none_match_matches(header, etag),
-            _ => false,
+            // Hex digits between quotes: always text. Added, not inserted:
+            // there is none to replace.
+            let tag = std::str::from_utf8(&quoted).unwrap_or("\"\"");
+            self.headers.add("Etag", tag);
+            Some(tag)
+        };
+        let matches = match (self.request.headers.get("If-None-Match"), made) {
+            (None, _) => false,
+            (Some(header), Some(tag)) => if_none_match_matches(header, tag),
+            (Some(header), None) => self
+                .headers
+                .get("Etag")
+                .is_some_and(|etag| if_none_match_matches(header, etag)),
         };
         if matches {
             self.set_status(304);
