@@ -665,10 +665,12 @@ impl IoLoop {
             let mut tasks = self.inner.tasks.borrow_mut();
             let entry = tasks.vacant_entry();
             let key = entry.key();
+            let waker = task::task_waker(key, id, &self.inner.shared);
             entry.insert(TaskSlot {
                 id,
                 future: Some(Box::pin(task)),
-                waker: task::task_waker(key, id, &self.inner.shared),
+                handle: Some(task::waker_of(&waker)),
+                waker,
                 aborted: false,
                 site,
             });
@@ -919,7 +921,11 @@ impl IoLoop {
                 return;
             };
             slot.waker.scheduled.store(false, Ordering::Release);
-            (future, task::waker_of(&slot.waker), slot.site)
+            let waker = slot
+                .handle
+                .take()
+                .unwrap_or_else(|| task::waker_of(&slot.waker));
+            (future, waker, slot.site)
         };
         // Step 2. Poll it (TaskFuture catches the task's own panics).
         let started = inner.blocking_threshold.get().map(|t| (t, Instant::now()));
@@ -935,7 +941,9 @@ impl IoLoop {
             let mut tasks = inner.tasks.borrow_mut();
             let ours = tasks.get(key).is_some_and(|slot| slot.id == id);
             if ours && !done && !tasks[key].aborted {
-                tasks[key].future = Some(future);
+                let slot = &mut tasks[key];
+                slot.future = Some(future);
+                slot.handle = Some(waker);
                 None
             } else {
                 Some((ours.then(|| tasks.remove(key)), future))

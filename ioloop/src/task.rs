@@ -93,6 +93,10 @@ pub(crate) struct TaskSlot {
     pub(crate) future: Option<Pin<Box<dyn Future<Output = ()>>>>,
     /// The task's waker state (its `scheduled` flag is cleared before each poll).
     pub(crate) waker: Arc<TaskWaker>,
+    /// A `Waker` of `waker`, made once and lent to each poll (taken out of
+    /// the slot with the future and put back with it), so a poll costs no
+    /// reference count up and down. `None` while the task is being polled.
+    pub(crate) handle: Option<Waker>,
     /// Set when the task is aborted while being polled; the loop drops it after.
     pub(crate) aborted: bool,
     /// Where `spawn` was called (for the blocking detector).
@@ -371,6 +375,37 @@ mod tests {
         io_loop.run_sync(crate::sleep(Duration::from_millis(5)));
         assert_eq!(polls.get(), 2, "three wakes, one poll");
         task.abort();
+        io_loop.close();
+    }
+
+    #[test]
+    fn every_poll_of_a_task_lends_the_same_waker_and_a_kept_one_still_wakes_it() {
+        // The waker is made once per task and lent to each poll: a future
+        // that keeps the first one (as a stream's pending read does, checked
+        // with `will_wake`) needs no new clone, and waking it reschedules.
+        let io_loop = IoLoop::new();
+        let first: Rc<RefCell<Option<Waker>>> = Rc::default();
+        let kept = first.clone();
+        let polls = Rc::new(Cell::new(0));
+        let counted = polls.clone();
+        let task = io_loop.spawn(poll_fn(move |cx| {
+            counted.set(counted.get() + 1);
+            let mut kept = kept.borrow_mut();
+            match &*kept {
+                None => *kept = Some(cx.waker().clone()),
+                Some(waker) => assert!(waker.will_wake(cx.waker()), "poll {}", counted.get()),
+            }
+            if counted.get() == 4 {
+                return Poll::Ready(counted.get());
+            }
+            // Woken through the first poll's waker, every time.
+            kept.as_ref().unwrap().wake_by_ref();
+            Poll::Pending
+        }));
+        let joined = io_loop.run_sync_timeout(task, Duration::from_secs(5));
+        assert_eq!(joined, Ok(Ok(4)));
+        assert_eq!(polls.get(), 4);
+        drop(first);
         io_loop.close();
     }
 
